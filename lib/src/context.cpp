@@ -55,6 +55,35 @@ void stack_bounds(hub_impl* h, fiber_base* f, const void** lo, std::size_t* size
 }
 #endif
 
+// jump_fcontext ends with `pop %r8; jmp *%r8`, not `ret`. Called with a plain `call`, every
+// switch pushes a return-stack-buffer entry that is never popped, so each `ret` after a switch
+// is mispredicted: measured 28 ns per yield instead of 8. Entering it with push+jmp keeps the
+// RSB balanced; a fiber resuming then returns along the same call chain the previous fiber came
+// down, which the RSB predicts. The red zone is skipped because the push lands in it.
+inline bcd::transfer_t jump(bcd::fcontext_t to, void* data) noexcept {
+#if defined(__x86_64__) && !defined(FERN_PLAIN_JUMP)
+  register void* rdi asm("rdi") = to;
+  register void* rsi asm("rsi") = data;
+  void* fctx;
+  void* out;
+  asm volatile(
+      "leaq -128(%%rsp), %%rsp\n\t"
+      "leaq 1f(%%rip), %%rax\n\t"
+      "pushq %%rax\n\t"
+      "jmp jump_fcontext@PLT\n\t"
+      "1:\n\t"
+      "leaq 128(%%rsp), %%rsp\n\t"
+      : "=a"(fctx), "=d"(out), "+D"(rdi), "+S"(rsi)
+      :
+      : "rcx", "r8", "r9", "r10", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4",
+        "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14",
+        "xmm15", "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)");
+  return {fctx, out};
+#else
+  return bcd::jump_fcontext(to, data);
+#endif
+}
+
 inline void resumed(hub_impl* h, bcd::transfer_t t) noexcept {
 #ifdef FERN_ASAN
   __sanitizer_finish_switch_fiber(h->running()->san_fake_stack_, nullptr, nullptr);
@@ -92,7 +121,7 @@ void switch_to(hub_impl* h, fiber_base* from, fiber_base* to) noexcept {
 #ifdef FERN_TSAN
   __tsan_switch_to_fiber(to->tsan_fiber_, 0);
 #endif
-  bcd::transfer_t t = bcd::jump_fcontext(to->ctx_, from);
+  bcd::transfer_t t = jump(to->ctx_, from);
   resumed(h, t);
 }
 

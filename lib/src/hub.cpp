@@ -27,16 +27,12 @@ void* current_eh_globals() noexcept;
 
 namespace {
 
-// The hot pointer is initial-exec TLS: one %fs-relative load, no __tls_get_addr call. libfern is
-// always loaded at program start (linked, or pulled in by the preloaded shim), so the static TLS
-// block has room for it.
-__attribute__((tls_model("initial-exec"))) thread_local hub_impl* t_hub = nullptr;
-
 // Destroys the thread's hub at thread exit (a separate object: t_hub must stay trivially
 // destructible to keep its cheap TLS model).
 struct hub_owner {
   bool armed = false;
   ~hub_owner() {
+    hub_impl*& t_hub = hub_impl::t_hub;
     hub_impl* h = t_hub;
     if (!h) return;
     t_hub = nullptr;
@@ -73,10 +69,9 @@ struct park_timer {
   std::abort();
 }
 
-hub_impl* hub_impl::peek() noexcept { return t_hub; }
+thread_local hub_impl* hub_impl::t_hub = nullptr;
 
-hub_impl* hub_impl::current() noexcept {
-  if (hub_impl* h = t_hub) return h;
+hub_impl* hub_impl::create() noexcept {
   hub_impl* h = new (std::nothrow) hub_impl();
   if (!h) fatal("out of memory creating the hub");
   t_hub = h;
@@ -252,12 +247,6 @@ bool hub_impl::unpark(waiter& w, wake_reason reason) noexcept {
   return true;
 }
 
-void hub_impl::yield_now() noexcept {
-  current_->state_ = fiber_state::ready;
-  push_ready(current_);
-  leave();
-}
-
 fiber_base* hub_impl::next_runnable() noexcept {
   while (fiber_base* f = pop_ready()) {
     if (f->state_ == fiber_state::done) {  // killed before it ever ran
@@ -290,7 +279,7 @@ fiber_base* hub_impl::next_runnable() noexcept {
   return nullptr;
 }
 
-void hub_impl::leave() noexcept {
+void hub_impl::leave_slow() noexcept {
   fiber_base* self = current_;
   fiber_base* next = nullptr;
   if (turn_runs_ < run_budget_ && (next = next_runnable())) ++turn_runs_;

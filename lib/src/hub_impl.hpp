@@ -26,6 +26,11 @@ class threadpool;
 
 namespace fern::detail {
 
+class hub_impl;
+// The context switch (context.cpp: the only user of Boost.Context). Saves `from`, resumes `to`;
+// returns when something switches back to `from`.
+void switch_to(hub_impl* h, fiber_base* from, fiber_base* to) noexcept;
+
 // Work posted from any thread. Shared (shared_ptr) between the hub and hub_handles so a handle
 // can outlive the hub: once `closed`, post() fails. `mu` guards items and closed; the eventfd is
 // written only on the empty -> non-empty edge (`wake_pending`, acq_rel), so a burst of posts
@@ -52,8 +57,17 @@ class hub_impl {
   hub_impl(const hub_impl&) = delete;
   hub_impl& operator=(const hub_impl&) = delete;
 
-  static hub_impl* current() noexcept;  // this thread's hub, created on first use
-  static hub_impl* peek() noexcept;     // this thread's hub or null
+  static hub_impl* current() noexcept {  // this thread's hub, created on first use
+    hub_impl* h = t_hub;
+    return h ? h : create();
+  }
+  static hub_impl* peek() noexcept { return t_hub; }  // this thread's hub or null
+  static hub_impl* create() noexcept;
+
+  // The hot pointer is initial-exec TLS: one %fs-relative load, no __tls_get_addr call. libfern
+  // is always loaded at program start (linked, or pulled in by the preloaded shim), so the static
+  // TLS block has room for it.
+  static thread_local hub_impl* t_hub __attribute__((tls_model("initial-exec")));
 
   fiber_base* running() const noexcept { return current_; }
   bool on_root() const noexcept { return current_ == root_; }
@@ -82,14 +96,32 @@ class hub_impl {
   wake_reason park(waiter& w, deadline_t deadline) noexcept;
   bool unpark(waiter& w, wake_reason reason) noexcept;
   // The running fiber gives way to every ready fiber, then continues.
-  void yield_now() noexcept;
+  void yield_now() noexcept {
+    current_->state_ = fiber_state::ready;
+    push_ready(current_);
+    leave();
+  }
   // Ends a fiber that never ran (killed before its start).
   void cancel_unstarted(fiber_base* f) noexcept;
 
   // --- called by the context switch (context.cpp) ----------------------------------------
   // Switches from the running fiber to the next one. The running fiber must already be in its
-  // new state (parked, ready or done).
-  void leave() noexcept;
+  // new state (parked, ready or done). The common case (a started fiber at the head of the
+  // ready queue, budget left) is inline; everything else is in leave_slow().
+  void leave() noexcept {
+    fiber_base* self = current_;
+    fiber_base* next = ready_head_;
+    if (next && next->ctx_ && next->state_ == fiber_state::ready && turn_runs_ < run_budget_ &&
+        next != self) {
+      ready_head_ = next->next_ready_;
+      if (!ready_head_) ready_tail_ = nullptr;
+      ++turn_runs_;
+      switch_to(this, self, next);
+      return;
+    }
+    leave_slow();
+  }
+  void leave_slow() noexcept;
   // Runs on the fiber that was just resumed: records `prev`'s context and retires it if done.
   void arrived(fiber_base* prev, void* prev_ctx) noexcept;
   // First code run on a new fiber's stack.
@@ -164,9 +196,6 @@ class hub_impl {
   void* root_tsan_fiber_ = nullptr;
 };
 
-// The context switch (context.cpp: the only user of Boost.Context). Saves `from`, resumes `to`;
-// returns when something switches back to `from`.
-void switch_to(hub_impl* h, fiber_base* from, fiber_base* to) noexcept;
 // Prepares a fresh context on [top - size, top) that will start in hub_impl::fiber_main (or
 // hub_main for the hub fiber).
 void* make_context(void* top, std::size_t size, bool hub_fiber) noexcept;
