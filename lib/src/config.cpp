@@ -13,10 +13,20 @@ std::optional<std::size_t> parse_size(std::string_view s) noexcept {
   if (s.empty()) return std::nullopt;
   std::size_t mult = 1;
   switch (s.back()) {
-    case 'k': case 'K': mult = std::size_t{1} << 10; break;
-    case 'm': case 'M': mult = std::size_t{1} << 20; break;
-    case 'g': case 'G': mult = std::size_t{1} << 30; break;
-    default: break;
+    case 'k':
+    case 'K':
+      mult = std::size_t{1} << 10;
+      break;
+    case 'm':
+    case 'M':
+      mult = std::size_t{1} << 20;
+      break;
+    case 'g':
+    case 'G':
+      mult = std::size_t{1} << 30;
+      break;
+    default:
+      break;
   }
   if (mult != 1) s.remove_suffix(1);
   if (s.empty()) return std::nullopt;

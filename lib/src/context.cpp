@@ -1,8 +1,8 @@
 // The context switch: the only file that includes Boost.Context, and the one place that tells
 // the sanitizers (ASan fake stacks, TSan fibers) and the C++ runtime about fiber switches.
 // It must stay small and allocation-free: it runs on every park, yield and wake-up.
-#include <boost/context/detail/fcontext.hpp>
 #include <cxxabi.h>
+#include <boost/context/detail/fcontext.hpp>
 
 #include <cstring>
 
@@ -146,6 +146,8 @@ void context_destroyed(fiber_base* f) noexcept {
 #endif
 }
 
-void* current_eh_globals() noexcept { return abi::__cxa_get_globals(); }
+void* current_eh_globals() noexcept {
+  return abi::__cxa_get_globals();
+}
 
 }  // namespace fern::detail

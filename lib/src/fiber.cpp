@@ -52,7 +52,9 @@ std::uint64_t next_id() noexcept {
 fiber_base::fiber_base(hub_impl* h, std::size_t stack_size) noexcept
     : hub_(h), stack_size_(stack_size ? stack_pool::round_size(stack_size) : 0), id_(next_id()) {}
 
-fiber_base::~fiber_base() { delete name_; }
+fiber_base::~fiber_base() {
+  delete name_;
+}
 
 std::string fiber_base::name() const {
   if (name_) return *name_;
@@ -67,9 +69,13 @@ void set_fiber_name(fiber_base* f, std::string name) {
     f->name_ = new std::string(std::move(name));
 }
 
-hub_impl* current_hub() { return hub_impl::current(); }
+hub_impl* current_hub() {
+  return hub_impl::current();
+}
 
-fiber_base* current_fiber() noexcept { return hub_impl::current()->running(); }
+fiber_base* current_fiber() noexcept {
+  return hub_impl::current()->running();
+}
 
 fiber_base* current_fiber_ref() noexcept {
   fiber_base* f = current_fiber();
@@ -77,7 +83,9 @@ fiber_base* current_fiber_ref() noexcept {
   return f;
 }
 
-void schedule_new(fiber_base* f) noexcept { f->hub_->spawn(f); }
+void schedule_new(fiber_base* f) noexcept {
+  f->hub_->spawn(f);
+}
 
 void schedule_later(fiber_base* f, std::chrono::nanoseconds delay) noexcept {
   f->hub_->spawn_later(f, deadline_after(delay));
@@ -244,11 +252,12 @@ struct joinall_hook {
   completion_hook c;  // first member
   joinall_state* st;
 };
-bool failed(const fiber_base* f) noexcept { return f->exception_ && !f->killed_; }
+bool failed(const fiber_base* f) noexcept {
+  return f->exception_ && !f->killed_;
+}
 }  // namespace
 
-bool joinall_impl(fiber_base* const* fibers, std::size_t n, deadline_t deadline,
-                  bool raise_error) {
+bool joinall_impl(fiber_base* const* fibers, std::size_t n, deadline_t deadline, bool raise_error) {
   joinall_state st{0, raise_error};
   for (std::size_t i = 0; i < n; ++i) {
     if (!fibers[i]->done())
@@ -288,7 +297,8 @@ bool joinall_impl(fiber_base* const* fibers, std::size_t n, deadline_t deadline,
   return st.remaining == 0;
 }
 
-// --- sleep, yield ---------------------------------------------------------------------------------
+// --- sleep, yield
+// ---------------------------------------------------------------------------------
 
 }  // namespace fern::detail
 
@@ -311,7 +321,8 @@ void sleep(std::chrono::nanoseconds d) {
   detail::block(w, detail::deadline_after(d));
 }
 
-// --- iwait ----------------------------------------------------------------------------------------
+// --- iwait
+// ----------------------------------------------------------------------------------------
 
 iwait::iwait(std::vector<detail::fiber_base*> fibers,
              std::optional<std::chrono::nanoseconds> timeout)
@@ -362,7 +373,8 @@ any_fiber iwait::next() {
   return i ? fibers_[*i] : any_fiber();
 }
 
-// --- timeout ---------------------------------------------------------------------------------------
+// --- timeout
+// ---------------------------------------------------------------------------------------
 
 timeout::timeout(std::chrono::nanoseconds d) {
   detail::fiber_base* self = detail::current_fiber();
@@ -385,20 +397,33 @@ std::chrono::nanoseconds timeout::remaining() const noexcept {
   return std::chrono::nanoseconds(left > 0 ? left : 0);
 }
 
-// --- hub facade -------------------------------------------------------------------------------------
+// --- hub facade
+// -------------------------------------------------------------------------------------
 
-hub& hub::current() { return detail::hub_impl::current()->facade(); }
+hub& hub::current() {
+  return detail::hub_impl::current()->facade();
+}
 
-bool hub::post(std::function<void()> fn) { return impl_->remote()->push(std::move(fn), true); }
+bool hub::post(std::function<void()> fn) {
+  return impl_->remote()->push(std::move(fn), true);
+}
 
-hub_handle hub::handle() { return hub_handle(impl_->remote()); }
+hub_handle hub::handle() {
+  return hub_handle(impl_->remote());
+}
 
-std::size_t hub::fiber_count() const noexcept { return impl_->fiber_count(); }
-std::size_t hub::default_stack_size() const noexcept { return impl_->default_stack_size(); }
+std::size_t hub::fiber_count() const noexcept {
+  return impl_->fiber_count();
+}
+std::size_t hub::default_stack_size() const noexcept {
+  return impl_->default_stack_size();
+}
 void hub::set_default_stack_size(std::size_t bytes) noexcept {
   impl_->set_default_stack_size(bytes);
 }
-void hub::set_run_budget(unsigned n) noexcept { impl_->set_run_budget(n); }
+void hub::set_run_budget(unsigned n) noexcept {
+  impl_->set_run_budget(n);
+}
 
 hub_handle::hub_handle(std::shared_ptr<detail::remote_queue> q) : q_(std::move(q)) {
   if (q_) q_->handles.fetch_add(1, std::memory_order_acq_rel);
@@ -419,7 +444,9 @@ hub_handle& hub_handle::operator=(hub_handle&& o) noexcept {
   }
   return *this;
 }
-hub_handle::~hub_handle() { drop(); }
+hub_handle::~hub_handle() {
+  drop();
+}
 
 // The last handle going away may be what the hub's deadlock check waits for: wake it so it
 // looks again.

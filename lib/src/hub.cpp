@@ -7,11 +7,11 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cxxabi.h>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <cxxabi.h>
 #include <typeinfo>
 
 #include "config.hpp"
@@ -436,7 +436,8 @@ void hub_impl::hub_main() noexcept {
     } else if (nothing_can_wake()) {
       // Every fiber waits for something only another fiber could do. The root fiber is parked
       // (the hub runs only when it is); fail its wait instead of sleeping forever.
-      if (root_->state_ != fiber_state::parked || !unpark(*root_->parked_on_, wake_reason::loop_exit))
+      if (root_->state_ != fiber_state::parked ||
+          !unpark(*root_->parked_on_, wake_reason::loop_exit))
         fatal("deadlock check found the root fiber not parked");
     } else {
       poll(true);

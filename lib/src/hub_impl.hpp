@@ -147,7 +147,9 @@ class hub_impl {
   // --- misc -------------------------------------------------------------------------------
   std::size_t fiber_count() const noexcept { return live_fibers_; }
   std::size_t default_stack_size() const noexcept { return default_stack_; }
-  void set_default_stack_size(std::size_t b) noexcept { default_stack_ = stack_pool::round_size(b); }
+  void set_default_stack_size(std::size_t b) noexcept {
+    default_stack_ = stack_pool::round_size(b);
+  }
   void set_run_budget(unsigned n) noexcept { run_budget_ = n ? n : 1; }
   fern::hub& facade() noexcept { return facade_; }
   fiber_base* root() const noexcept { return root_; }
@@ -189,6 +191,7 @@ class hub_impl {
   void* eh_globals_;  // this thread's __cxa_eh_globals, swapped per fiber on every switch
   friend void switch_to(hub_impl* h, fiber_base* from, fiber_base* to) noexcept;
   friend class fiber_base;
+
  public:
   // Stack of the root fiber (the thread's stack), for the sanitizer annotations.
   const void* root_stack_lo_ = nullptr;

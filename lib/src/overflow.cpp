@@ -31,7 +31,9 @@ void put(const char* s, std::size_t n) noexcept {
     n -= static_cast<std::size_t>(w);
   }
 }
-void put(const char* s) noexcept { put(s, std::strlen(s)); }
+void put(const char* s) noexcept {
+  put(s, std::strlen(s));
+}
 
 void on_segv(int sig, siginfo_t* si, void* uc) {
   hub_impl* h = hub_impl::peek();
@@ -87,8 +89,8 @@ void on_segv(int sig, siginfo_t* si, void* uc) {
 void install_overflow_handler() noexcept {
   stack_t cur;
   if (!t_altstack && sigaltstack(nullptr, &cur) == 0 && (cur.ss_flags & SS_DISABLE)) {
-    void* m = mmap(nullptr, altstack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+    void* m =
+        mmap(nullptr, altstack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m != MAP_FAILED) {
       stack_t ss{};
       ss.ss_sp = m;

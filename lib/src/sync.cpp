@@ -58,7 +58,9 @@ void semaphore::release_unchecked() noexcept {
   if (!detail::notify_one(waiters_)) ++value_;
 }
 
-void semaphore::release() { release_unchecked(); }
+void semaphore::release() {
+  release_unchecked();
+}
 
 void bounded_semaphore::release() {
   if (value_ >= initial_)
@@ -144,7 +146,11 @@ bool condition_variable::wait(std::unique_lock<mutex>& lock,
   return ok;
 }
 
-void condition_variable::notify_one() noexcept { detail::notify_one(waiters_); }
-void condition_variable::notify_all() noexcept { detail::notify_all(waiters_); }
+void condition_variable::notify_one() noexcept {
+  detail::notify_one(waiters_);
+}
+void condition_variable::notify_all() noexcept {
+  detail::notify_all(waiters_);
+}
 
 }  // namespace fern

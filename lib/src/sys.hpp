@@ -22,7 +22,9 @@ inline ssize_t read(int fd, void* buf, std::size_t n) noexcept {
 inline ssize_t write(int fd, const void* buf, std::size_t n) noexcept {
   return ::syscall(SYS_write, fd, buf, n);
 }
-inline int close(int fd) noexcept { return static_cast<int>(::syscall(SYS_close, fd)); }
+inline int close(int fd) noexcept {
+  return static_cast<int>(::syscall(SYS_close, fd));
+}
 inline int eventfd(unsigned initval, int flags) noexcept {
   return static_cast<int>(::syscall(SYS_eventfd2, initval, flags));
 }

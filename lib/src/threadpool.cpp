@@ -44,8 +44,8 @@ struct threadpool_state {
             job->hub->job_finished();
             job->completed = true;
             if (job->w) unpark(*job->w);
-            if (job->on_complete && job->state.load(std::memory_order_acquire) ==
-                                        pool_job::finished)
+            if (job->on_complete &&
+                job->state.load(std::memory_order_acquire) == pool_job::finished)
               job->on_complete();
           },
           false);
@@ -55,7 +55,9 @@ struct threadpool_state {
   }
 };
 
-threadpool& default_threadpool() { return hub_impl::current()->default_pool(); }
+threadpool& default_threadpool() {
+  return hub_impl::current()->default_pool();
+}
 
 }  // namespace detail
 
@@ -75,7 +77,9 @@ threadpool::~threadpool() {
   for (std::thread& t : threads) t.join();
 }
 
-std::size_t threadpool::max_threads() const noexcept { return st_->max_threads; }
+std::size_t threadpool::max_threads() const noexcept {
+  return st_->max_threads;
+}
 
 std::size_t threadpool::threads() const {
   std::lock_guard<std::mutex> lk(st_->mu);

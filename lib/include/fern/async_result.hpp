@@ -25,14 +25,13 @@ class async_result {
 
   // Sets the value and wakes every waiter. Setting twice throws std::logic_error. Never blocks.
   template <class U = T>
-    requires(!std::is_void_v<U>)
-  void set(U&& v) {
+  requires(!std::is_void_v<U>) void set(U&& v) {
     check_unset();
     s_->value.emplace(std::forward<U>(v));
     s_->ready.set();
   }
   template <class U = T>
-    requires std::is_void_v<U>
+  requires std::is_void_v<U>
   void set() {
     check_unset();
     s_->value.emplace(true);

@@ -32,7 +32,7 @@ struct spawn_options {
 
 // Options for kill().
 struct kill_options {
-  bool block = true;                               // wait until the fiber is dead
+  bool block = true;                                // wait until the fiber is dead
   std::optional<std::chrono::nanoseconds> timeout;  // bound on that wait
 };
 
@@ -185,7 +185,8 @@ class fiber : public any_fiber {
 
 namespace detail {
 template <class F, class... Args>
-using spawn_result_t = std::remove_cvref_t<std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>>;
+using spawn_result_t =
+    std::remove_cvref_t<std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>>;
 
 template <class F, class... Args>
 auto make_fiber(std::size_t stack_size, F&& f, Args&&... args) {
@@ -201,7 +202,7 @@ auto make_fiber(std::size_t stack_size, F&& f, Args&&... args) {
 // copied or moved into the fiber. The new fiber first runs when the current one reaches a
 // blocking point (as in gevent). Never blocks. Throws std::bad_alloc.
 template <class F, class... Args>
-  requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
+requires std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>
 auto spawn(F&& f, Args&&... args) {
   auto* impl = detail::make_fiber(0, std::forward<F>(f), std::forward<Args>(args)...);
   impl->add_ref();  // the handle's reference
@@ -229,7 +230,9 @@ auto spawn_later(std::chrono::nanoseconds delay, F&& f, Args&&... args) {
 }
 
 // A handle to the running fiber (the thread's root fiber when called outside any spawned one).
-inline any_fiber current() { return any_fiber(detail::current_fiber_ref()); }
+inline any_fiber current() {
+  return any_fiber(detail::current_fiber_ref());
+}
 
 // Suspends the current fiber for `d` and lets others run. sleep(0) is yield(). Blocking point:
 // honours the enclosing fern::timeout and kill().

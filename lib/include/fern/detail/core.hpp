@@ -28,8 +28,9 @@ deadline_t deadline_after(std::chrono::nanoseconds d) noexcept;
 // An optional timeout: nullopt waits forever. (A template, so a plain std::chrono::seconds
 // argument picks the overload above instead of being ambiguous.)
 template <class Opt>
-  requires std::is_same_v<Opt, std::optional<std::chrono::nanoseconds>>
-deadline_t deadline_after(const Opt& d) noexcept {
+requires std::is_same_v<Opt, std::optional<std::chrono::nanoseconds>> deadline_t
+deadline_after(const Opt& d)
+noexcept {
   return d ? deadline_after(*d) : no_deadline;
 }
 
@@ -175,9 +176,9 @@ class fiber_base {
   void* ctx_ = nullptr;               // saved fcontext while not running; null before first run
   fiber_base* next_ready_ = nullptr;  // link on hub_impl::ready_ (singly linked FIFO)
   hub_impl* hub_;
-  void* stack_top_ = nullptr;  // bound at first run, returned to the pool when done
-  std::size_t stack_size_;     // usable bytes requested (0 = hub default)
-  waiter* parked_on_ = nullptr;    // valid while state_ == parked
+  void* stack_top_ = nullptr;        // bound at first run, returned to the pool when done
+  std::size_t stack_size_;           // usable bytes requested (0 = hub default)
+  waiter* parked_on_ = nullptr;      // valid while state_ == parked
   timeout_scope* scopes_ = nullptr;  // innermost fern::timeout of this fiber (stack-ordered)
   fiber_state state_ = fiber_state::ready;
   bool root_ = false;
@@ -185,14 +186,14 @@ class fiber_base {
   bool reported_ = false;      // the unhandled exception was written to stderr
   std::uint32_t refs_ = 1;     // handles + 1 while not done
   std::uint64_t id_;
-  std::exception_ptr exception_;  // set when the callable threw (or was killed)
-  std::string* name_ = nullptr;   // null: the default "fiber-<id>"
-  bool killed_ = false;           // ended by fiber_exit (not an error)
-  hook_list joiners_;             // waiters in join(); notified when done
-  hook_list on_done_;             // completion_hooks run when done
-  fiber_hook all_hook_;           // on hub_impl::all_fibers_ while not done
-  fiber_timer start_timer_;       // spawn_later's delay, armed while scheduled
-  void* locals_ = nullptr;        // fiber_local storage (lazily created)
+  std::exception_ptr exception_;       // set when the callable threw (or was killed)
+  std::string* name_ = nullptr;        // null: the default "fiber-<id>"
+  bool killed_ = false;                // ended by fiber_exit (not an error)
+  hook_list joiners_;                  // waiters in join(); notified when done
+  hook_list on_done_;                  // completion_hooks run when done
+  fiber_hook all_hook_;                // on hub_impl::all_fibers_ while not done
+  fiber_timer start_timer_;            // spawn_later's delay, armed while scheduled
+  void* locals_ = nullptr;             // fiber_local storage (lazily created)
   unsigned char eh_globals_[16] = {};  // saved __cxa_eh_globals while switched out
   void* san_fake_stack_ = nullptr;     // ASan fake-stack save slot across switches
   void* tsan_fiber_ = nullptr;         // TSan fiber handle
