@@ -33,8 +33,9 @@ std::optional<std::size_t> parse_size(std::string_view s) noexcept {
   std::size_t v = 0;
   for (char c : s) {
     if (c < '0' || c > '9') return std::nullopt;
-    if (v > (SIZE_MAX - 9) / 10) return std::nullopt;
-    v = v * 10 + static_cast<std::size_t>(c - '0');
+    std::size_t digit = static_cast<std::size_t>(c - '0');
+    if (v > (SIZE_MAX - digit) / 10) return std::nullopt;
+    v = v * 10 + digit;
   }
   if (v > SIZE_MAX / mult) return std::nullopt;
   return v * mult;

@@ -28,6 +28,9 @@ deadline_t deadline_after(std::chrono::nanoseconds d) noexcept {
   deadline_t now = now_ns();
   std::int64_t n = d.count();
   if (n > 0 && now > no_deadline - n) return no_deadline - 1;  // saturate, still finite
+  // Clamp far-past deadlines to the clock's epoch, so that `deadline - now` (remaining(), the
+  // poll timeout) cannot overflow for a duration like nanoseconds::min().
+  if (n < 0 && n < -now) return 0;
   return now + n;
 }
 
@@ -193,8 +196,16 @@ void on_fiber_done(fiber_base* f, completion_hook* h) noexcept {
 
 // --- join, kill, link ---------------------------------------------------------------------------
 
+namespace {
+void check_same_thread(const fiber_base* f) {
+  if (f->hub_ != hub_impl::peek())
+    throw std::logic_error("fern: a fiber handle was used on a thread other than its hub's");
+}
+}  // namespace
+
 bool join_fiber(fiber_base* f, deadline_t deadline) {
   if (f->done()) return true;
+  check_same_thread(f);
   if (f == current_fiber()) throw std::logic_error("fern: a fiber cannot join itself");
   waiter w;
   f->joiners_.push_back(&w.hook);
@@ -205,6 +216,7 @@ bool join_fiber(fiber_base* f, deadline_t deadline) {
 bool kill_fiber(fiber_base* f, const kill_options& opts) {
   if (f->done()) return true;
   if (f->root_) throw std::logic_error("fern: the root fiber cannot be killed");
+  check_same_thread(f);
   hub_impl* h = f->hub_;
   if (f == h->running()) throw fiber_exit();
   if (!f->ctx_ && (f->state_ == fiber_state::ready || f->state_ == fiber_state::scheduled)) {

@@ -173,6 +173,10 @@ void hub_impl::shutdown() noexcept {
     }
     shutdown_waiter_ = nullptr;
   }
+  // A fiber killed before it ever ran stays on the ready queue until next_runnable() retires
+  // it; nothing pops the queue after this point, so retire those here (else they leak).
+  while (fiber_base* f = pop_ready())
+    if (f->done()) retire(f);
   if (live_fibers_ > 0)
     std::fprintf(stderr, "fern: %zu fiber(s) still alive at thread exit were abandoned\n",
                  live_fibers_);

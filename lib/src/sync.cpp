@@ -131,9 +131,11 @@ bool condition_variable::wait(std::unique_lock<mutex>& lock,
     throw std::system_error(EPERM, std::generic_category(),
                             "fern::condition_variable::wait without the lock");
   mutex& m = *lock.mutex();
+  // Release first: it throws EPERM if another fiber already unlocked the mutex, and must not
+  // leave `w` linked when it does. Nothing can run in between (release never switches).
+  m.release();
   waiter w;
   waiters_.push_back(&w.hook);
-  m.release();
   bool ok = false;
   std::exception_ptr err;
   try {

@@ -39,8 +39,11 @@ struct threadpool_state {
         job->state.store(pool_job::finished, std::memory_order_release);
       }
       std::shared_ptr<remote_queue> q = job->completion;
+      // The completion takes over this thread's reference, so the job (the user's callable and
+      // what it captured, its result or exception) is destroyed on the hub thread, which owns
+      // it (fiber handles are not thread-safe). Only if the hub is gone does it die here.
       q->push(
-          [job]() {
+          [job = std::move(job)]() {
             job->hub->job_finished();
             job->completed = true;
             if (job->w) unpark(*job->w);
@@ -49,7 +52,6 @@ struct threadpool_state {
               job->on_complete();
           },
           false);
-      job.reset();
       lk.lock();
     }
   }

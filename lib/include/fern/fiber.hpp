@@ -238,8 +238,10 @@ inline any_fiber current() {
 // honours the enclosing fern::timeout and kill().
 void sleep(std::chrono::nanoseconds d);
 
-// Lets every other ready fiber run once, and the hub poll timers and I/O, then continues.
-// Blocking point.
+// Moves the current fiber to the back of the ready queue, so every other ready fiber runs
+// before it continues. Timers and I/O are polled whenever the queue empties and at least once
+// per hub::set_run_budget() fibers, so a yielding loop never starves them. Blocking point:
+// delivers a pending kill() and an expired fern::timeout.
 void yield();
 
 namespace detail {

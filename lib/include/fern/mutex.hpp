@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <mutex>
 #include <optional>
 
@@ -53,7 +54,9 @@ class condition_variable {
   // Blocking points: honour the enclosing fern::timeout and kill(). wait() with a timeout
   // returns false if it passed first (spurious wake-ups do not happen, but use a predicate).
   bool wait(std::unique_lock<mutex>& lock, std::optional<std::chrono::nanoseconds> timeout = {});
+  // (Constrained, so that wait(lock, 10ms) picks the timeout overload above.)
   template <class Pred>
+  requires std::predicate<Pred&>
   bool wait(std::unique_lock<mutex>& lock, Pred pred,
             std::optional<std::chrono::nanoseconds> timeout = {}) {
     detail::deadline_t dl = detail::deadline_after(timeout);
