@@ -69,7 +69,7 @@ struct park_timer {
   std::abort();
 }
 
-thread_local hub_impl* hub_impl::t_hub = nullptr;
+constinit thread_local hub_impl* hub_impl::t_hub = nullptr;
 
 hub_impl* hub_impl::create() noexcept {
   hub_impl* h = new (std::nothrow) hub_impl();

@@ -67,7 +67,9 @@ class hub_impl {
   // The hot pointer is initial-exec TLS: one %fs-relative load, no __tls_get_addr call. libfern
   // is always loaded at program start (linked, or pulled in by the preloaded shim), so the static
   // TLS block has room for it.
-  static thread_local hub_impl* t_hub __attribute__((tls_model("initial-exec")));
+  static constinit thread_local hub_impl* t_hub __attribute__((tls_model("initial-exec")));
+
+  std::uint64_t new_id() noexcept;  // a process-unique fiber id
 
   fiber_base* running() const noexcept { return current_; }
   bool on_root() const noexcept { return current_ == root_; }
@@ -170,6 +172,8 @@ class hub_impl {
   static void spawn_timer_fired(timer_node* t) noexcept;
 
   fern::hub facade_;
+  std::uint64_t next_id_ = 0;  // this hub's block of fiber ids: [next_id_, id_end_)
+  std::uint64_t id_end_ = 0;
   fiber_base* current_ = nullptr;
   fiber_base* root_ = nullptr;       // the thread's own stack
   fiber_base* hub_fiber_ = nullptr;  // runs hub_main()
