@@ -101,7 +101,7 @@ hub_impl::hub_impl() : facade_(this), default_stack_(config().stack_size) {
   if (remote_->evfd < 0) fatal("eventfd failed");
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLET;
-  ev.data.ptr = nullptr;  // null tags the remote queue's eventfd
+  ev.data.u64 = 0;  // 0 tags the remote queue's eventfd (fd tags have a generation >= 1)
   if (sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, remote_->evfd, &ev) < 0) fatal("epoll_ctl failed");
 
   root_ = new system_fiber(this, 0);
@@ -426,7 +426,10 @@ void hub_impl::poll(bool block) noexcept {
   }
   bool remote = false;
   for (int i = 0; i < n; ++i) {
-    if (evs[i].data.ptr == nullptr) remote = true;
+    if (evs[i].data.u64 == 0)
+      remote = true;
+    else
+      dispatch_io(evs[i].data.u64, evs[i].events);
   }
   if (remote || remote_->wake_pending.load(std::memory_order_acquire)) drain_remote();
 }

@@ -17,6 +17,7 @@
 
 #include "fern/detail/core.hpp"
 #include "fern/hub.hpp"
+#include "poller.hpp"
 #include "stack_pool.hpp"
 #include "timer_heap.hpp"
 
@@ -146,6 +147,15 @@ class hub_impl {
   // Fibers parked on fds (the poller): while non-zero, every turn polls epoll.
   std::size_t io_waiters_ = 0;
 
+  // --- fds (poller.cpp) -------------------------------------------------------------------
+  static constexpr int fd_ready = -1;
+  // Readies a wait on fd: returns fd_ready (a remembered edge: do not park), 0 with *out set
+  // (park on (*out)->waiters[d]), or an errno value (EBADF, EPERM, ENOMEM; EBUSY if
+  // `exclusive` and someone already waits in that direction).
+  int fd_prepare(int fd, io_dir d, bool exclusive, fd_state** out) noexcept;
+  void fd_closing(int fd) noexcept;
+  void dispatch_io(std::uint64_t tag, std::uint32_t events) noexcept;
+
   // --- misc -------------------------------------------------------------------------------
   std::size_t fiber_count() const noexcept { return live_fibers_; }
   std::size_t default_stack_size() const noexcept { return default_stack_; }
@@ -189,6 +199,7 @@ class hub_impl {
   waiter* shutdown_waiter_ = nullptr;  // the root's wait in shutdown()
   timer_heap timers_;
   stack_pool stacks_;
+  fd_table fds_;
   int epfd_ = -1;
   std::shared_ptr<remote_queue> remote_;
   std::unique_ptr<threadpool> default_pool_;
