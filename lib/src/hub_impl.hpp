@@ -74,6 +74,8 @@ class hub_impl {
 
   fiber_base* running() const noexcept { return current_; }
   bool on_root() const noexcept { return current_ == root_; }
+  // True while the hub fiber itself runs (timers, poll, posted callbacks): nothing may park.
+  bool in_hub_context() const noexcept { return current_ == hub_fiber_; }
 
   // --- scheduling (hub thread) ----------------------------------------------------------
   void push_ready(fiber_base* f) noexcept {
