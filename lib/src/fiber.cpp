@@ -146,6 +146,8 @@ bool block(waiter& w, deadline_t op_deadline) {
       throw fiber_exit();
     case wake_reason::loop_exit:
       throw loop_exit();
+    case wake_reason::interrupted:  // only the shim's nothrow waits are ever interrupted
+      fatal("a throwing wait was interrupted by a signal");
   }
   return false;
 }

@@ -71,7 +71,15 @@ struct park_timer {
 
 constinit thread_local hub_impl* hub_impl::t_hub = nullptr;
 
+namespace {
+void fork_child() noexcept {
+  if (hub_impl* h = hub_impl::peek()) h->after_fork_child();
+}
+}  // namespace
+
 hub_impl* hub_impl::create() noexcept {
+  static const bool at_fork = ::pthread_atfork(nullptr, nullptr, &fork_child) == 0;
+  (void)at_fork;
   hub_impl* h = new (std::nothrow) hub_impl();
   if (!h) fatal("out of memory creating the hub");
   t_hub = h;
@@ -127,6 +135,35 @@ hub_impl::hub_impl() : facade_(this), default_stack_(config().stack_size) {
   hub_fiber_->ctx_ = make_context(hub_fiber_->stack_top_, hub_stack, true);
   context_created(hub_fiber_);
   install_overflow_handler();
+}
+
+void hub_impl::after_fork_child() noexcept {
+  // Only the forking thread exists here; other threads' hubs are unreachable memory.
+  int ep = sys::epoll_create1(EPOLL_CLOEXEC);
+  int ev = sys::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (ep < 0 || ev < 0) fatal("cannot recreate the hub's epoll instance after fork");
+  sys::close(epfd_);
+  epfd_ = ep;
+  // A thread that was posting at the fork left the queue's mutex locked in this copy, for ever.
+  new (&remote_->mu) std::mutex;
+  sys::close(remote_->evfd);
+  remote_->evfd = ev;
+  remote_->wake_pending.store(!remote_->items.empty(), std::memory_order_relaxed);
+  if (!remote_->items.empty()) {
+    std::uint64_t one = 1;
+    sys::write(ev, &one, sizeof one);
+  }
+  epoll_event e{};
+  e.events = EPOLLIN | EPOLLET;
+  e.data.u64 = 0;
+  if (sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, ev, &e) < 0) fatal("epoll_ctl failed after fork");
+  fds_.for_each([&](int fd, fd_state& st) {
+    if (!st.registered) return;
+    epoll_event r{};
+    r.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    r.data.u64 = epoll_tag(fd, st.gen);
+    if (sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &r) < 0) st.registered = false;
+  });
 }
 
 hub_impl::~hub_impl() {
@@ -241,6 +278,10 @@ wake_reason hub_impl::park(waiter& w, deadline_t deadline) noexcept {
 }
 
 bool hub_impl::unpark(waiter& w, wake_reason reason) noexcept {
+  if (w.group) {  // a member of a multi-list wait: leave its list, wake the fiber's own waiter
+    w.hook.unlink();
+    return unpark(*w.group, reason);
+  }
   fiber_base* f = w.fiber;
   if (!f || f->state_ != fiber_state::parked || f->parked_on_ != &w) return false;
   w.hook.unlink();
@@ -375,8 +416,8 @@ void hub_impl::run_timers() noexcept {
 }
 
 bool hub_impl::nothing_can_wake() const noexcept {
-  return ready_head_ == nullptr && timers_.empty() && io_waiters_ == 0 && pending_jobs_ == 0 &&
-         remote_->handles.load(std::memory_order_acquire) == 0 &&
+  return ready_head_ == nullptr && timers_.empty() && io_waiters_ == 0 && signal_waits_ == 0 &&
+         pending_jobs_ == 0 && remote_->handles.load(std::memory_order_acquire) == 0 &&
          !remote_->wake_pending.load(std::memory_order_acquire);
 }
 
@@ -419,10 +460,10 @@ void hub_impl::poll(bool block) noexcept {
     return;
   }
   epoll_event evs[128];
-  int n = sys::epoll_pwait2(epfd_, evs, 128, tsp);
+  int n = sys::epoll_pwait2(epfd_, evs, 128, tsp, sleep_sigmask_);
   if (n < 0 && errno == ENOSYS) {  // kernel < 5.11: millisecond resolution, rounded up
     int ms = tsp ? static_cast<int>((ts.tv_sec * 1000) + (ts.tv_nsec + 999999) / 1000000) : -1;
-    n = sys::epoll_wait(epfd_, evs, 128, ms);
+    n = sys::epoll_wait(epfd_, evs, 128, ms, sleep_sigmask_);
   }
   bool remote = false;
   for (int i = 0; i < n; ++i) {
@@ -434,10 +475,26 @@ void hub_impl::poll(bool block) noexcept {
   if (remote || remote_->wake_pending.load(std::memory_order_acquire)) drain_remote();
 }
 
+void (*hub_impl::signal_hook)(hub_impl*) noexcept = nullptr;
+
+void hub_impl::note_signal() noexcept {
+  signal_noted_.store(true, std::memory_order_relaxed);
+  std::uint64_t one = 1;
+  int saved = errno;
+  sys::write(remote_->evfd, &one, sizeof one);  // drain_remote() reads it like a post's
+  errno = saved;
+}
+
 void hub_impl::hub_main() noexcept {
   for (;;) {
     turn_runs_ = 0;
     run_timers();
+    if (signal_noted_.load(std::memory_order_relaxed)) {
+      // Cleared before the hook looks, so a signal during the hook is seen next turn.
+      signal_noted_.store(false, std::memory_order_relaxed);
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      if (signal_hook) signal_hook(this);
+    }
     if (ready_head_) {
       poll(false);
     } else if (nothing_can_wake()) {
@@ -449,6 +506,7 @@ void hub_impl::hub_main() noexcept {
     } else {
       poll(true);
       run_timers();
+      if (signal_noted_.load(std::memory_order_relaxed)) continue;  // the hook first
     }
     if (fiber_base* next = next_runnable()) {
       ++turn_runs_;

@@ -7,6 +7,8 @@
 // Everything here belongs to the hub's thread, except remote_queue.
 #pragma once
 
+#include <signal.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -157,6 +159,24 @@ class hub_impl {
   int fd_prepare(int fd, io_dir d, bool exclusive, fd_state** out) noexcept;
   void fd_closing(int fd) noexcept;
   void dispatch_io(std::uint64_t tag, std::uint32_t events) noexcept;
+  // In the child of fork(): the hub's epoll instance and eventfd are shared with the parent's
+  // (the child's waits would steal the parent's edge-triggered events, and its registrations
+  // would land in the parent's set); give the child its own, with the same registrations.
+  void after_fork_child() noexcept;
+
+  // --- signals (the shim's EINTR emulation; lib itself never uses them) -------------------
+  // A signal handler that ran on this thread calls note_signal(): async-signal-safe (an atomic
+  // store and a write(2) to the wake-up eventfd, so a loop about to sleep wakes at once). The
+  // loop's next turn then calls signal_hook, in hub context, where the shim may unpark the waits
+  // the signal interrupts with wake_reason::interrupted. Set once per process, by the shim.
+  void note_signal() noexcept;
+  static void (*signal_hook)(hub_impl*) noexcept;
+  // The signal mask in force while the loop waits in epoll (the masks of ppoll/pselect/
+  // epoll_pwait callers parked on this hub, combined by the shim); null keeps the thread's.
+  const sigset_t* sleep_sigmask_ = nullptr;
+  // Fibers parked with neither an fd nor a deadline, in a wait only a signal can end (the
+  // shim's poll with no fds and no timeout, pause): like io_waiters_, they keep the loop alive.
+  std::size_t signal_waits_ = 0;
 
   // --- misc -------------------------------------------------------------------------------
   std::size_t fiber_count() const noexcept { return live_fibers_; }
@@ -198,7 +218,8 @@ class hub_impl {
   hook_list all_fibers_;  // fiber_hooks of every spawned fiber not yet done
   std::size_t default_stack_;
   bool shutting_down_ = false;
-  waiter* shutdown_waiter_ = nullptr;  // the root's wait in shutdown()
+  std::atomic<bool> signal_noted_{false};  // note_signal() since the last signal_hook call
+  waiter* shutdown_waiter_ = nullptr;      // the root's wait in shutdown()
   timer_heap timers_;
   stack_pool stacks_;
   fd_table fds_;

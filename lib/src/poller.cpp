@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <sys/epoll.h>
 
+#include <new>
 #include <system_error>
 
 #include "fern/errors.hpp"
@@ -142,6 +143,63 @@ int wait_fd(int fd, io_dir d, deadline_t deadline, bool* scope_expired) noexcept
       return ECANCELED;
     case wake_reason::loop_exit:
       return EDEADLK;
+    case wake_reason::interrupted:
+      return EINTR;
+  }
+  return 0;
+}
+
+int wait_fds(const fd_interest* v, std::size_t n, deadline_t deadline,
+             bool* scope_expired) noexcept {
+  hub_impl* h = hub_impl::current();
+  // One member waiter per (fd, direction), on the fd's list; the fiber parks on `group`.
+  constexpr std::size_t inline_members = 8;
+  io_waiter inline_buf[inline_members];
+  std::unique_ptr<io_waiter[]> heap_buf;
+  io_waiter* members = inline_buf;
+  if (n > inline_members) {
+    heap_buf.reset(new (std::nothrow) io_waiter[n]);
+    if (!heap_buf) return ENOMEM;
+    members = heap_buf.get();
+  }
+  waiter group;
+  fiber_base* self = h->running();
+  std::size_t linked = 0;
+  int r = 0;
+  for (std::size_t i = 0; i < n && r == 0; ++i) {
+    fd_state* st = nullptr;
+    int p = h->fd_prepare(v[i].fd, v[i].dir, false, &st);
+    if (p == 0) {
+      io_waiter& m = members[linked++];
+      m.w.fiber = self;
+      m.w.group = &group;
+      st->waiters[static_cast<int>(v[i].dir)].push_back(&m.w.hook);
+    } else if (p == hub_impl::fd_ready || p == EBADF) {
+      r = hub_impl::fd_ready;  // EBADF: closed since the caller's poll; its next one says so
+    } else if (p != EPERM) {   // EPERM: a regular file, always ready, never waited for
+      r = p;
+    }
+  }
+  wake_reason why = wake_reason::notified;
+  if (r == 0) {
+    if (linked) ++h->io_waiters_;
+    why = block_nothrow(group, deadline, scope_expired);
+    if (linked) --h->io_waiters_;
+  }
+  for (std::size_t i = 0; i < linked; ++i) members[i].w.hook.unlink();
+  if (r == hub_impl::fd_ready) return 0;
+  if (r != 0) return r;
+  switch (why) {
+    case wake_reason::notified:
+      return 0;
+    case wake_reason::timed_out:
+      return ETIMEDOUT;
+    case wake_reason::killed:
+      return ECANCELED;
+    case wake_reason::loop_exit:
+      return EDEADLK;
+    case wake_reason::interrupted:
+      return EINTR;
   }
   return 0;
 }

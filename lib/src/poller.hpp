@@ -34,6 +34,12 @@ class fd_table {
     return fd >= 0 && static_cast<std::size_t>(fd) < fds_.size() ? fds_[fd].get() : nullptr;
   }
   fd_state* get(int fd);  // creates the entry; throws std::bad_alloc
+  // Calls f(fd, state) for every entry.
+  template <class F>
+  void for_each(F f) {
+    for (std::size_t i = 0; i < fds_.size(); ++i)
+      if (fds_[i]) f(static_cast<int>(i), *fds_[i]);
+  }
 
  private:
   std::vector<std::unique_ptr<fd_state>> fds_;

@@ -4,6 +4,7 @@
 // never throws, never blocks unless the call itself does.
 #pragma once
 
+#include <signal.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <time.h>
@@ -15,6 +16,9 @@
 struct epoll_event;
 
 namespace fern::sys {
+
+// The kernel's sigset_t is 64 bits; glibc's is 1024 (the system calls take the size).
+inline constexpr std::size_t kernel_sigset_size = 8;
 
 inline ssize_t read(int fd, void* buf, std::size_t n) noexcept {
   return ::syscall(SYS_read, fd, buf, n);
@@ -35,12 +39,16 @@ inline int epoll_ctl(int epfd, int op, int fd, epoll_event* ev) noexcept {
   return static_cast<int>(::syscall(SYS_epoll_ctl, epfd, op, fd, ev));
 }
 // epoll_pwait2 (Linux >= 5.11) takes a timespec timeout, so timers keep sub-millisecond
-// precision; null waits forever.
-inline int epoll_pwait2(int epfd, epoll_event* evs, int max, const timespec* ts) noexcept {
-  return static_cast<int>(::syscall(SYS_epoll_pwait2, epfd, evs, max, ts, nullptr, 0));
+// precision; null waits forever. A non-null `mask` is the signal mask for the wait.
+inline int epoll_pwait2(int epfd, epoll_event* evs, int max, const timespec* ts,
+                        const sigset_t* mask = nullptr) noexcept {
+  return static_cast<int>(
+      ::syscall(SYS_epoll_pwait2, epfd, evs, max, ts, mask, mask ? kernel_sigset_size : 0));
 }
-inline int epoll_wait(int epfd, epoll_event* evs, int max, int timeout_ms) noexcept {
-  return static_cast<int>(::syscall(SYS_epoll_pwait, epfd, evs, max, timeout_ms, nullptr, 0));
+inline int epoll_wait(int epfd, epoll_event* evs, int max, int timeout_ms,
+                      const sigset_t* mask = nullptr) noexcept {
+  return static_cast<int>(
+      ::syscall(SYS_epoll_pwait, epfd, evs, max, timeout_ms, mask, mask ? kernel_sigset_size : 0));
 }
 
 }  // namespace fern::sys

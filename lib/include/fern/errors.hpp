@@ -2,6 +2,7 @@
 // carrying the real errno; everything fern adds is one of the types below.
 #pragma once
 
+#include <cstddef>
 #include <stdexcept>
 
 namespace fern {
@@ -41,6 +42,19 @@ class loop_exit : public std::runtime_error {
 class concurrent_use_error : public std::logic_error {
  public:
   explicit concurrent_use_error(const char* what) : std::logic_error(what) {}
+};
+
+// Thrown by socket::read_exactly when the stream ends before the requested bytes arrived (Go's
+// io.ErrUnexpectedEOF, asyncio's IncompleteReadError). received() bytes were read. Not a
+// std::system_error: no system call failed.
+class eof_error : public std::runtime_error {
+ public:
+  explicit eof_error(std::size_t received)
+      : std::runtime_error("fern: unexpected end of stream"), received_(received) {}
+  std::size_t received() const noexcept { return received_; }
+
+ private:
+  std::size_t received_;
 };
 
 // Thrown by put/get on a queue or channel after close() (get: once it is drained).

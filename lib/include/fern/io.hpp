@@ -36,8 +36,21 @@ enum class io_dir : std::uint8_t { read = 0, write = 1 };
 // direction (unmodified programs do that), and the outcome is an errno value, never an
 // exception: 0 (may be ready), ETIMEDOUT (deadline or, with *scope_expired, an enclosing
 // fern::timeout), ECANCELED (killed), EBADF (closed while waiting), EPERM (epoll refuses the fd),
-// ENOMEM. Blocking point.
+// ENOMEM; EINTR when the shim's signal emulation interrupts it. Blocking point.
 int wait_fd(int fd, io_dir d, deadline_t deadline, bool* scope_expired) noexcept;
+// The shim's wait on several fds (poll, select): parks until any of the n (fd, direction)
+// pairs may be ready (0: wake-ups can be spurious, re-poll), one of them is not open or is
+// closed while it waits (0 at once: the re-poll reports it), or as wait_fd: ETIMEDOUT,
+// ECANCELED, EDEADLK, and EINTR when the shim's signal emulation interrupts it. Fds epoll refuses
+// with EPERM (regular files: always ready) are skipped; with none left it is a plain sleep to
+// `deadline`. Any other epoll_ctl error (ENOMEM, ENOSPC, ELOOP...) is returned without waiting.
+// Costs no system call beyond a first-time registration per fd. Blocking point.
+struct fd_interest {
+  int fd;
+  io_dir dir;
+};
+int wait_fds(const fd_interest* v, std::size_t n, deadline_t deadline,
+             bool* scope_expired) noexcept;
 // Wakes every fiber waiting on fd with EBADF and forgets its registration; call it before
 // close(2). Never blocks.
 void fd_closing(int fd) noexcept;

@@ -85,16 +85,23 @@ enum class wake_reason : std::uint8_t {
   timed_out,  // its deadline passed
   killed,     // kill() was called on it
   loop_exit,  // root fiber: nothing can ever wake it
+  // A signal handler ran on the hub's thread while the fiber waited in a call the shim made
+  // interruptible (its EINTR emulation, interpose/signals.hpp). Never reaches block().
+  interrupted,
 };
 
 // One parked fiber's entry on a primitive's wait list. Lives on the parked fiber's stack for the
 // duration of the wait. `hook` is on the primitive's list while the fiber waits; whoever wakes
 // the fiber (primitive, timer, kill, deadlock check) unlinks it first, so a primitive never sees
 // a waiter that already left. `data` is free for the primitive (e.g. a hand-off slot).
+// A wait on several lists at once (poll on many fds) links one member waiter per list, each
+// with `group` pointing at the waiter the fiber parks on: unparking a member unlinks it and
+// unparks the group instead (the first wins; the others' unparks then return false).
 struct waiter {
   list_hook hook;
   fiber_base* fiber = nullptr;
   void* data = nullptr;
+  waiter* group = nullptr;  // set on members of a multi-list wait only
   wake_reason reason = wake_reason::notified;
   bool interruptible = true;  // false: kill() and timeouts do not end this wait (mutex relock)
   static waiter* from_hook(list_hook* h) noexcept {
