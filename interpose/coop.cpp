@@ -2,6 +2,9 @@
 // or, where no fiber may park, blocking the thread in a raw ppoll (never the poll hook).
 #include "coop.hpp"
 
+#include "debug.hpp"
+#include "signals.hpp"
+
 #include <poll.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -14,7 +17,9 @@ namespace fern::shim {
 
 namespace {
 
-short events_of(detail::io_dir d) noexcept { return d == detail::io_dir::read ? POLLIN : POLLOUT; }
+short events_of(detail::io_dir d) noexcept {
+  return d == detail::io_dir::read ? POLLIN : POLLOUT;
+}
 
 // The thread's wait: what a blocking real call would do. 0, ETIMEDOUT, EINTR, EBADF.
 int block_thread(int fd, detail::io_dir d, detail::deadline_t deadline) noexcept {
@@ -34,18 +39,31 @@ int block_thread(int fd, detail::io_dir d, detail::deadline_t deadline) noexcept
   }
 }
 
+// How a handled signal ends this wait (signal(7)): socket calls with SO_RCVTIMEO (input) or
+// SO_SNDTIMEO (output) set always fail with EINTR; others are restarted under SA_RESTART.
+eintr eintr_kind(int fd, detail::io_dir d, bool never_restart) noexcept {
+  if (never_restart) return eintr::always;
+  fd_view v = view_of(fd);
+  bool timed = d == detail::io_dir::read ? v.has_rcvtimeo : v.has_sndtimeo;
+  return v.socket() && timed ? eintr::always : eintr::unless_restart;
+}
+
 }  // namespace
 
 int await_fd(detail::hub_impl* h, int fd, detail::io_dir d, detail::deadline_t deadline,
-             int timeout_errno) noexcept {
+             int timeout_errno, bool never_restart) noexcept {
   int w;
   bool scope = false;
   if (h) {
+    // The scope spans the park only: a signal handled while the fiber ran is, for the kernel,
+    // one that arrived before the blocking call went to sleep, and does not interrupt it.
+    eintr_scope interruptible(h, eintr_kind(fd, d, never_restart));
     w = detail::wait_fd(fd, d, deadline, &scope);
     if (w == EPERM) {
       // epoll refuses this file although its call said EAGAIN: wait the way the kernel would,
       // and take the real call for it from now on.
       view_set_file(fd);
+      debug_once(debug_note::epoll_refused, fd);
       w = block_thread(fd, d, deadline);
     }
   } else {
@@ -55,18 +73,22 @@ int await_fd(detail::hub_impl* h, int fd, detail::io_dir d, detail::deadline_t d
   return w;
 }
 
-int nap(detail::hub_impl* h, long ns, detail::deadline_t deadline, int timeout_errno) noexcept {
+int nap(detail::hub_impl* h, int fd, long ns, detail::deadline_t deadline,
+        int timeout_errno) noexcept {
   detail::deadline_t until = detail::deadline_after(std::chrono::nanoseconds(ns));
   bool last = deadline <= until;
   if (last) until = deadline;
   if (h) {
     detail::waiter w;
     bool scope = false;
+    eintr_scope interruptible(h, eintr_kind(fd, detail::io_dir::write, false));
     switch (detail::block_nothrow(w, until, &scope)) {
       case detail::wake_reason::killed:
         return ECANCELED;
       case detail::wake_reason::loop_exit:
         return EDEADLK;
+      case detail::wake_reason::interrupted:
+        return EINTR;
       default:
         if (scope) return ETIMEDOUT;
         return last ? timeout_errno : 0;

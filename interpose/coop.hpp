@@ -17,31 +17,32 @@
 #include "fd_view.hpp"
 #include "shim.hpp"
 
+namespace fern::shim {
+
 // Real socket calls that the io hooks use too (defined in socket.cpp): read and write on a
 // socket become recvfrom/sendto/recvmsg/sendmsg with MSG_DONTWAIT.
-namespace fern::shim {
 extern real_fn<decltype(::recvfrom)> real_recvfrom;
 extern real_fn<decltype(::sendto)> real_sendto;
 extern real_fn<decltype(::recvmsg)> real_recvmsg;
 extern real_fn<decltype(::sendmsg)> real_sendmsg;
-}  // namespace fern::shim
-
-namespace fern::shim {
 
 // Waits until fd may be ready in direction d, for a call whose attempt got EAGAIN. On a hub
 // (h != null) the calling fiber parks; elsewhere (a thread without a hub, or the hub's own
 // context, using a shim-owned fd that is non-blocking underneath) the thread blocks in ppoll, as
 // the real call would have. Returns 0, or the errno the call must report: `timeout_errno` once
 // `deadline` (SO_RCVTIMEO / SO_SNDTIMEO) passes, ETIMEDOUT for an expired fern::timeout scope,
-// ECANCELED if the fiber was killed, EBADF if fd was closed meanwhile, EINTR if a signal
-// interrupted the thread's ppoll. Blocking point.
+// ECANCELED if the fiber was killed, EBADF if fd was closed meanwhile, EINTR if a handled signal
+// interrupted it as the kernel would have interrupted the blocking call (signals.hpp: restarted
+// under SA_RESTART unless `never_restart` or the fd is a socket with a timeout in direction d;
+// off a hub ppoll gives EINTR whatever SA_RESTART says). Blocking point.
 int await_fd(detail::hub_impl* h, int fd, detail::io_dir d, detail::deadline_t deadline,
-             int timeout_errno = EAGAIN) noexcept;
+             int timeout_errno = EAGAIN, bool never_restart = false) noexcept;
 
-// Parks (or, without a hub, sleeps) for `ns` but not past `deadline`: the back-off of a call
-// that cannot wait on readiness (connect on a Unix socket whose listener's backlog is full).
+// Parks (or, without a hub, sleeps) for `ns` but not past `deadline`: the back-off of a call on
+// fd that cannot wait on readiness (connect on a Unix socket whose listener's backlog is full).
 // Returns like await_fd, 0 when the nap simply ended. Blocking point.
-int nap(detail::hub_impl* h, long ns, detail::deadline_t deadline, int timeout_errno) noexcept;
+int nap(detail::hub_impl* h, int fd, long ns, detail::deadline_t deadline,
+        int timeout_errno) noexcept;
 
 // True if fd is ready in direction d now, or in error, hung up or not open (then the real call
 // reports it at once). A zero-timeout ppoll. Never blocks.

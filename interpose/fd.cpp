@@ -1,8 +1,10 @@
 // fd family: pipe, pipe2, close, close_range, closefrom, fclose, dup, dup2, dup3, fcntl (and
-// fcntl64), ioctl. They keep the per-fd view (fd_view.hpp) true: creation records it, duplication
-// copies it, closing forgets it after waking the fibers parked on the fd (EBADF), and
-// F_GETFL/F_SETFL/FIONBIO show and track the program's O_NONBLOCK while a shim-owned description
-// stays non-blocking underneath. Everything else passes through untouched.
+// fcntl64), ioctl, and the other fd creators (open, openat, creat, eventfd, timerfd_create,
+// signalfd, epoll_create, inotify_init, memfd_create and their variants). They keep the per-fd
+// view (fd_view.hpp) true: creation records it (or forgets a stale one), duplication copies it,
+// closing forgets it after waking the fibers parked on the fd (EBADF), and F_GETFL/F_SETFL/FIONBIO
+// show and track the program's O_NONBLOCK while a shim-owned description stays non-blocking
+// underneath. Everything else passes through untouched; none of these calls ever parks.
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 #include <cstdlib>
 
 #include "coop.hpp"
+#include "debug.hpp"
 
 FERN_REAL_DEF(pipe)
 FERN_REAL_DEF(pipe2)
@@ -92,7 +95,9 @@ int born(int fd) noexcept {
 // glibc's __fortify_fail is private: the same message, then abort.
 [[noreturn]] void fortify_fail(const char* what) noexcept {
   char msg[128];
-  int n = std::snprintf(msg, sizeof msg, "*** invalid %s call: O_CREAT or O_TMPFILE without mode ***: terminated\n", what);
+  int n = std::snprintf(msg, sizeof msg,
+                        "*** invalid %s call: O_CREAT or O_TMPFILE without mode ***: terminated\n",
+                        what);
   if (n > 0) ::syscall(SYS_write, 2, msg, static_cast<size_t>(std::min<int>(n, sizeof msg - 1)));
   std::abort();
 }
@@ -136,6 +141,7 @@ int hooked_dup23(int from, int to, int flags, bool three) {
 fd_view checked_view(int fd, int kernel_fl) noexcept {
   fd_view v = view_of(fd);
   if (v.owned && kernel_fl >= 0 && !(kernel_fl & O_NONBLOCK)) {
+    debug_once(debug_note::stale_view, fd);
     view_forget(fd);
     v = view_of(fd);
   }
@@ -188,9 +194,13 @@ int hooked_fcntl(int fd, int cmd, void* arg) {
 
 using namespace fern::shim;
 
-extern "C" int pipe(int fds[2]) { return hooked_pipe2(fds, 0); }
+extern "C" int pipe(int fds[2]) {
+  return hooked_pipe2(fds, 0);
+}
 
-extern "C" int pipe2(int fds[2], int flags) { return hooked_pipe2(fds, flags); }
+extern "C" int pipe2(int fds[2], int flags) {
+  return hooked_pipe2(fds, flags);
+}
 
 // Waiters are woken before the real close, so none of them can touch a number that a new fd
 // reuses the moment close returns.
@@ -232,9 +242,13 @@ extern "C" int dup(int fd) {
   return r;
 }
 
-extern "C" int dup2(int from, int to) { return hooked_dup23(from, to, 0, false); }
+extern "C" int dup2(int from, int to) {
+  return hooked_dup23(from, to, 0, false);
+}
 
-extern "C" int dup3(int from, int to, int flags) { return hooked_dup23(from, to, flags, true); }
+extern "C" int dup3(int from, int to, int flags) {
+  return hooked_dup23(from, to, flags, true);
+}
 
 extern "C" int fcntl(int fd, int cmd, ...) {
   va_list ap;
@@ -345,9 +359,13 @@ extern "C" int __openat64_2(int dir, const char* path, int flags) {
   return born(REAL(openat64)(dir, path, flags));
 }
 
-extern "C" int creat(const char* path, mode_t mode) { return born(REAL(creat)(path, mode)); }
+extern "C" int creat(const char* path, mode_t mode) {
+  return born(REAL(creat)(path, mode));
+}
 
-extern "C" int creat64(const char* path, mode_t mode) { return born(REAL(creat64)(path, mode)); }
+extern "C" int creat64(const char* path, mode_t mode) {
+  return born(REAL(creat64)(path, mode));
+}
 
 extern "C" int eventfd(unsigned int initval, int flags) {
   return born(REAL(eventfd)(initval, flags));
@@ -363,13 +381,21 @@ extern "C" int signalfd(int fd, const sigset_t* mask, int flags) {
   return fd == -1 ? born(r) : r;
 }
 
-extern "C" int epoll_create(int size) { return born(REAL(epoll_create)(size)); }
+extern "C" int epoll_create(int size) {
+  return born(REAL(epoll_create)(size));
+}
 
-extern "C" int epoll_create1(int flags) { return born(REAL(epoll_create1)(flags)); }
+extern "C" int epoll_create1(int flags) {
+  return born(REAL(epoll_create1)(flags));
+}
 
-extern "C" int inotify_init(void) { return born(REAL(inotify_init)()); }
+extern "C" int inotify_init(void) {
+  return born(REAL(inotify_init)());
+}
 
-extern "C" int inotify_init1(int flags) { return born(REAL(inotify_init1)(flags)); }
+extern "C" int inotify_init1(int flags) {
+  return born(REAL(inotify_init1)(flags));
+}
 
 extern "C" int memfd_create(const char* name, unsigned int flags) {
   return born(REAL(memfd_create)(name, flags));

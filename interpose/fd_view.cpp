@@ -32,8 +32,8 @@ slot* ensure(int fd) noexcept {
   std::atomic<chunk*>& p = table[fd >> chunk_shift];
   chunk* c = p.load(std::memory_order_acquire);
   if (!c) {
-    void* m = ::mmap(nullptr, sizeof(chunk), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                     -1, 0);
+    void* m =
+        ::mmap(nullptr, sizeof(chunk), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return nullptr;
     chunk* fresh = new (m) chunk;
     if (p.compare_exchange_strong(c, fresh, std::memory_order_acq_rel))
@@ -159,8 +159,8 @@ void view_accepted(int fd, int listener, bool owned, bool user_nonblock) noexcep
   slot* ls = find(listener);
   slot* s = ensure(fd);
   if (!s) return;
-  fd_kind k = lv.kind == fd_kind::stream || lv.kind == fd_kind::seqpacket ? lv.kind
-                                                                           : fd_kind::unknown;
+  fd_kind k =
+      lv.kind == fd_kind::stream || lv.kind == fd_kind::seqpacket ? lv.kind : fd_kind::unknown;
   if (k == fd_kind::unknown) {  // let the next lookup look at it
     view_forget(fd);
     return;
@@ -224,6 +224,10 @@ void view_set_timeout(int fd, detail::io_dir d, std::int64_t ns) noexcept {
   });
 }
 
+void view_disown(int fd) noexcept {
+  for_group(fd, [](slot& s) { set_bit(s, owned_bit, false); });
+}
+
 void view_set_no_nowait(int fd) noexcept {
   for_group(fd, [](slot& s) { set_bit(s, no_nowait_bit, true); });
 }
@@ -246,6 +250,8 @@ detail::deadline_t view_deadline(int fd, const fd_view& v, detail::io_dir d) noe
   return ns ? detail::deadline_after(std::chrono::nanoseconds(ns)) : detail::no_deadline;
 }
 
-int view_high_water() noexcept { return high_water.load(std::memory_order_relaxed); }
+int view_high_water() noexcept {
+  return high_water.load(std::memory_order_relaxed);
+}
 
 }  // namespace fern::shim

@@ -100,6 +100,13 @@ inline fd_view view_of(int fd) noexcept {
   return view_detail::classify(fd);
 }
 
+// The view of fd as recorded, without classifying an fd never seen (kind `unknown`). Only
+// atomic loads: safe in a forked child and in a signal handler.
+inline fd_view view_peek(int fd) noexcept {
+  view_detail::slot* s = view_detail::find(fd);
+  return s ? view_detail::decode(s->bits.load(std::memory_order_relaxed)) : fd_view{};
+}
+
 // Records an fd the shim just created (socket, socketpair, pipe, accept): its kind, whether the
 // shim set O_NONBLOCK underneath, and the program's own O_NONBLOCK. Timeouts are reset.
 void view_created(int fd, fd_kind kind, bool owned, bool user_nonblock) noexcept;
@@ -113,6 +120,9 @@ void view_dup(int from, int to) noexcept;
 void view_set_nonblock(int fd, bool on) noexcept;
 // The program set SO_RCVTIMEO (d == read) or SO_SNDTIMEO (write); ns == 0 clears it.
 void view_set_timeout(int fd, detail::io_dir d, std::int64_t ns) noexcept;
+// fd's description is no longer non-blocking underneath (made blocking for an exec'd program):
+// it and its duplicates are no longer shim-owned. Async-signal-safe.
+void view_disown(int fd) noexcept;
 // RWF_NOWAIT is not supported on fd's file: wait for readiness before the real call instead.
 void view_set_no_nowait(int fd) noexcept;
 // epoll refuses fd: treat it like a regular file from now on.

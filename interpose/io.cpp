@@ -31,7 +31,9 @@ using detail::io_dir;
 
 // What write() adds on a socket of this kind: the kernel's sock_write_iter marks each write on a
 // SOCK_SEQPACKET socket as a record end.
-int write_flags(fd_kind k) noexcept { return k == fd_kind::seqpacket ? MSG_EOR : 0; }
+int write_flags(fd_kind k) noexcept {
+  return k == fd_kind::seqpacket ? MSG_EOR : 0;
+}
 
 ssize_t coop_read(hub_impl* h, int fd, void* buf, size_t n) {
   fd_view v = view_of(fd);
@@ -65,8 +67,7 @@ ssize_t coop_readv(hub_impl* h, int fd, const iovec* iov, int count) {
     msghdr m{};
     m.msg_iov = const_cast<iovec*>(iov);
     m.msg_iovlen = static_cast<size_t>(count);
-    r = until_done(h, fd, io_dir::read, dl,
-                   [&] { return REAL(recvmsg)(fd, &m, MSG_DONTWAIT); });
+    r = until_done(h, fd, io_dir::read, dl, [&] { return REAL(recvmsg)(fd, &m, MSG_DONTWAIT); });
   } else {
     r = until_done(h, fd, io_dir::read, dl, [&] {
       return pollable_attempt(
@@ -179,7 +180,9 @@ ssize_t hooked_pwrite(int fd, const void* buf, size_t n, off_t off) {
 
 using namespace fern::shim;
 
-extern "C" ssize_t read(int fd, void* buf, size_t n) { return hooked_read(fd, buf, n); }
+extern "C" ssize_t read(int fd, void* buf, size_t n) {
+  return hooked_read(fd, buf, n);
+}
 
 extern "C" ssize_t write(int fd, const void* buf, size_t n) {
   fern::detail::hub_impl* h = cooperative_hub();
@@ -207,9 +210,9 @@ extern "C" ssize_t writev(int fd, const struct iovec* iov, int count) {
   fern::detail::hub_impl* h = cooperative_hub();
   if (!h) {
     ssize_t r = REAL(writev)(fd, iov, count);
-    if (__builtin_expect(r >= 0 ? static_cast<size_t>(r) == iov_cursor::total(iov, count)
-                                : errno != EAGAIN,
-                         1) ||
+    if (__builtin_expect(
+            r >= 0 ? static_cast<size_t>(r) == iov_cursor::total(iov, count) : errno != EAGAIN,
+            1) ||
         !owned_blocking(fd))
       return r;
     return coop_writev(nullptr, fd, iov, count, r > 0 ? static_cast<size_t>(r) : 0);

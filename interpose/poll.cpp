@@ -227,9 +227,13 @@ class fd_snapshot {
     }
     if (k == 0) return 0;
     const int saved = errno;
-    ssize_t got = ::syscall(SYS_process_vm_readv, self_pid(), local, k, remote, k, 0);
+    // Variadic syscall(): every argument must be passed at the kernel's width (unsigned long
+    // counts), or the upper half of the register is garbage (clang leaves it so: EINVAL).
+    ssize_t got =
+        ::syscall(SYS_process_vm_readv, static_cast<long>(self_pid()), local,
+                  static_cast<unsigned long>(k), remote, static_cast<unsigned long>(k), 0UL);
     if (got == static_cast<ssize_t>(bytes_) * k) return 0;
-    if (got >= 0 || errno == EFAULT) return EFAULT;
+    if (got >= 0 || (errno != ENOSYS && errno != EPERM)) return EFAULT;
     // process_vm_readv refused (seccomp, ENOSYS): trust the pointers, as glibc's wrappers do.
     errno = saved;
     for (int i = 0; i < k; ++i) std::memcpy(local[i].iov_base, remote[i].iov_base, bytes_);

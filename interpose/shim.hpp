@@ -1,5 +1,6 @@
-// Shared machinery of libfern_interpose.so, the LD_PRELOAD shim: the real libc entry points,
-// the per-call decision of DESIGN.md §5, and the one retry loop every cooperative call uses.
+// Shared machinery of libfern_interpose.so, the LD_PRELOAD shim: the real libc entry points and
+// step 1 of the per-call decision of DESIGN.md §5. The waits and retry loops every cooperative
+// call uses are in coop.hpp; the per-fd view (steps 2 and 3) in fd_view.hpp.
 // Hooks live one family per file (io.cpp, socket.cpp, fd.cpp, poll.cpp, sleep.cpp, ...); each
 // keeps its exact POSIX contract: -1 and errno like glibc, errno preserved on success, never an
 // exception through C frames.
@@ -51,40 +52,6 @@ struct real_fn {
 inline detail::hub_impl* cooperative_hub() noexcept {
   detail::hub_impl* h = detail::hub_impl::peek();
   return h && !h->in_hub_context() ? h : nullptr;
-}
-
-// --- errno mapping --------------------------------------------------------------------------
-// What a parked call returns when its wait ends without readiness (wait_fd's result):
-//   op deadline (SO_RCVTIMEO/SO_SNDTIMEO)  -> EAGAIN, as the kernel reports it
-//   enclosing fern::timeout scope          -> ETIMEDOUT
-//   kill()                                 -> ECANCELED
-//   fd closed while waiting                -> EBADF
-inline int wait_errno(int wait_result, bool scope_expired) noexcept {
-  if (wait_result == ETIMEDOUT) return scope_expired ? ETIMEDOUT : EAGAIN;
-  return wait_result;
-}
-
-// The shared retry loop (step 4): `attempt` is one real call on a non-blocking fd; while it
-// fails with EAGAIN the fiber parks on fd in `dir` until `deadline`. Returns the first result
-// that is not EAGAIN, or -1 with the errno above. errno is preserved on success.
-template <class Attempt>
-auto retry(int fd, detail::io_dir dir, detail::deadline_t deadline, Attempt attempt)
-    -> decltype(attempt()) {
-  const int saved = errno;
-  for (;;) {
-    auto r = attempt();
-    if (r >= 0) {
-      errno = saved;
-      return r;
-    }
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return r;
-    bool scope = false;
-    int w = detail::wait_fd(fd, dir, deadline, &scope);
-    if (w != 0) {
-      errno = wait_errno(w, scope);
-      return -1;
-    }
-  }
 }
 
 }  // namespace fern::shim

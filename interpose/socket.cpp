@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "coop.hpp"
+#include "debug.hpp"
 
 FERN_REAL_DEF(socket)
 FERN_REAL_DEF(socketpair)
@@ -49,10 +50,17 @@ fd_kind kind_of_type(int type) noexcept {
   }
 }
 
-// The program's call returns at once: not cooperative, not a socket (the kernel's ENOTSOCK or
-// EBADF), its own O_NONBLOCK, or MSG_DONTWAIT on this call.
+// Flags of a receive that never blocks, even on a blocking socket: MSG_ERRQUEUE and MSG_OOB
+// fail with EAGAIN at once when there is nothing to read.
+constexpr int never_blocks = MSG_DONTWAIT | MSG_ERRQUEUE | MSG_OOB;
+
+// The program's call returns at once: not a socket (the kernel's ENOTSOCK or EBADF), its own
+// O_NONBLOCK, or MSG_DONTWAIT on this call (for a receive: any of never_blocks).
 bool passes_through(const fd_view& v, int flags) noexcept {
   return !v.socket() || v.user_nonblock || (flags & MSG_DONTWAIT);
+}
+bool recv_passes_through(const fd_view& v, int flags) noexcept {
+  return passes_through(v, flags) || (flags & never_blocks);
 }
 
 // --- receiving ------------------------------------------------------------------------------
@@ -63,7 +71,7 @@ bool passes_through(const fd_view& v, int flags) noexcept {
 ssize_t coop_recvfrom(hub_impl* h, int fd, void* buf, size_t n, int flags, sockaddr* addr,
                       socklen_t* alen) {
   fd_view v = view_of(fd);
-  if (passes_through(v, flags)) return REAL(recvfrom)(fd, buf, n, flags, addr, alen);
+  if (recv_passes_through(v, flags)) return REAL(recvfrom)(fd, buf, n, flags, addr, alen);
   const int saved = errno;
   detail::deadline_t dl = view_deadline(fd, v, io_dir::read);
   const int f = flags | MSG_DONTWAIT;
@@ -83,9 +91,8 @@ ssize_t coop_recvfrom(hub_impl* h, int fd, void* buf, size_t n, int flags, socka
     }
   } else {
     char* p = static_cast<char*>(buf);
-    r = until_all(h, fd, io_dir::read, dl, n, 0, [&](size_t off) {
-      return REAL(recvfrom)(fd, p + off, n - off, f, addr, alen);
-    });
+    r = until_all(h, fd, io_dir::read, dl, n, 0,
+                  [&](size_t off) { return REAL(recvfrom)(fd, p + off, n - off, f, addr, alen); });
   }
   if (r >= 0) errno = saved;
   return r;
@@ -93,7 +100,7 @@ ssize_t coop_recvfrom(hub_impl* h, int fd, void* buf, size_t n, int flags, socka
 
 ssize_t coop_recvmsg(hub_impl* h, int fd, msghdr* msg, int flags) {
   fd_view v = view_of(fd);
-  if (passes_through(v, flags)) return REAL(recvmsg)(fd, msg, flags);
+  if (recv_passes_through(v, flags)) return REAL(recvmsg)(fd, msg, flags);
   const int saved = errno;
   detail::deadline_t dl = view_deadline(fd, v, io_dir::read);
   const int f = flags | MSG_DONTWAIT;
@@ -121,17 +128,18 @@ ssize_t coop_recvmsg(hub_impl* h, int fd, msghdr* msg, int flags) {
 // which the kernel's does not: see recvmmsg(2) BUGS), and is updated with the time left.
 int coop_recvmmsg(hub_impl* h, int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout) {
   fd_view v = view_of(fd);
-  if (passes_through(v, flags) || vlen == 0) return REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
+  if (recv_passes_through(v, flags) || vlen == 0)
+    return REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
   const int saved = errno;
   if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)) {
     errno = EINVAL;
     return -1;
   }
   detail::deadline_t dl = view_deadline(fd, v, io_dir::read);
-  detail::deadline_t end =
-      timeout ? detail::deadline_after(std::chrono::seconds(timeout->tv_sec) +
-                                       std::chrono::nanoseconds(timeout->tv_nsec))
-              : detail::no_deadline;
+  detail::deadline_t end = timeout
+                               ? detail::deadline_after(std::chrono::seconds(timeout->tv_sec) +
+                                                        std::chrono::nanoseconds(timeout->tv_nsec))
+                               : detail::no_deadline;
   if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;  // the kernel's own clamp
   unsigned got = 0;
   for (;;) {
@@ -146,7 +154,9 @@ int coop_recvmmsg(hub_impl* h, int fd, mmsghdr* vec, unsigned vlen, int flags, t
       if (got) break;
       return -1;
     }
-    if (int e = await_fd(h, fd, io_dir::read, got && end < dl ? end : dl)) {
+    // recvmmsg with a timeout is never restarted after a signal (signal(7)).
+    if (int e =
+            await_fd(h, fd, io_dir::read, got && end < dl ? end : dl, EAGAIN, timeout != nullptr)) {
       if (got) {
         keep_interrupt(h, e);
         break;
@@ -170,8 +180,8 @@ int coop_recvmmsg(hub_impl* h, int fd, mmsghdr* vec, unsigned vlen, int flags, t
 // A blocking send on a stream socket returns once every byte is queued; after the first bytes,
 // later attempts use MSG_NOSIGNAL because the kernel raises SIGPIPE only when nothing was sent.
 // `done` bytes were already sent by the caller (a short send off a hub).
-ssize_t coop_sendto(hub_impl* h, int fd, const void* buf, size_t n, int flags,
-                    const sockaddr* addr, socklen_t alen, size_t done = 0) {
+ssize_t coop_sendto(hub_impl* h, int fd, const void* buf, size_t n, int flags, const sockaddr* addr,
+                    socklen_t alen, size_t done = 0) {
   fd_view v = view_of(fd);
   if (passes_through(v, flags) || (n == 0 && v.kind == fd_kind::stream))
     return done ? static_cast<ssize_t>(done) : REAL(sendto)(fd, buf, n, flags, addr, alen);
@@ -274,27 +284,34 @@ int coop_sendmmsg(hub_impl* h, int fd, mmsghdr* vec, unsigned vlen, int flags) {
 // the kernel again with the same connect, which reports the outcome (0, ECONNREFUSED...) and
 // leaves the socket exactly where a blocking connect would (unconnected after a failure, so it
 // may be retried; still connecting after an interruption, so the next connect resumes the wait).
-// SO_SNDTIMEO expiry gives EINPROGRESS, as the kernel's blocking connect does; a Unix socket whose
-// listener's backlog is full (EAGAIN, not waitable with epoll) backs off and retries.
+// (getsockopt(SO_ERROR) would consume the error but leave the socket "connecting", and the
+// program's next connect would then fail with ECONNABORTED.) SO_SNDTIMEO expiry gives what the
+// kernel's blocking connect gives: EINPROGRESS if this call started the connection, EALREADY if
+// it was already under way. A Unix socket whose listener's backlog is full (EAGAIN, which epoll
+// cannot wait for) backs off and retries.
 int coop_connect(hub_impl* h, int fd, const sockaddr* addr, socklen_t len) {
   fd_view v = view_of(fd);
-  if (!v.socket() || v.user_nonblock || !v.owned) return REAL(connect)(fd, addr, len);
+  if (!v.socket() || v.user_nonblock) return REAL(connect)(fd, addr, len);
+  if (!v.owned) {
+    if (h) debug_once(debug_note::connect_blocks, fd);
+    return REAL(connect)(fd, addr, len);
+  }
   const int saved = errno;
   detail::deadline_t dl = view_deadline(fd, v, io_dir::write);
-  bool started = false;
+  int pending = 0;         // EINPROGRESS or EALREADY: the first answer, once connecting
   long backoff = 1000000;  // 1 ms, doubling to 64 ms
   for (;;) {
     int r = REAL(connect)(fd, addr, len);
-    if (r == 0 || (errno == EISCONN && started)) {
+    if (r == 0 || (errno == EISCONN && pending)) {
       errno = saved;
       return 0;
     }
     int e;
     if (errno == EINPROGRESS || errno == EALREADY) {
-      started = true;
-      e = await_fd(h, fd, io_dir::write, dl, EINPROGRESS);
+      if (!pending) pending = errno;
+      e = await_fd(h, fd, io_dir::write, dl, pending);
     } else if (errno == EAGAIN) {
-      e = nap(h, backoff, dl, EAGAIN);
+      e = nap(h, fd, backoff, dl, EAGAIN);
       if (backoff < 64000000) backoff *= 2;
     } else {
       return -1;
@@ -351,7 +368,7 @@ int hooked_accept4(int fd, sockaddr* addr, socklen_t* alen, int flags) {
 // Off a hub, a call on a shim-owned socket that the non-blocking description cut short
 // (EAGAIN) goes through the cooperative path with no hub: it blocks the thread in ppoll.
 bool finish_off_hub(ssize_t r, int fd, int flags) noexcept {
-  return r < 0 && errno == EAGAIN && !(flags & MSG_DONTWAIT) && owned_blocking(fd);
+  return r < 0 && errno == EAGAIN && !(flags & never_blocks) && owned_blocking(fd);
 }
 
 ssize_t hooked_recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* addr, socklen_t* alen) {
@@ -419,7 +436,8 @@ extern "C" int connect(int fd, const struct sockaddr* addr, socklen_t len) {
   hub_impl* h = cooperative_hub();
   if (!h) {
     int r = REAL(connect)(fd, addr, len);
-    if (__builtin_expect(r == 0 || (errno != EINPROGRESS && errno != EAGAIN), 1) ||
+    if (__builtin_expect(r == 0 || (errno != EINPROGRESS && errno != EALREADY && errno != EAGAIN),
+                         1) ||
         !owned_blocking(fd))
       return r;
     // A shim-owned socket off a hub: wait for the connection as the blocking call would.
@@ -470,7 +488,7 @@ extern "C" int recvmmsg(int fd, struct mmsghdr* vec, unsigned vlen, int flags,
                         struct timespec* timeout) {
   hub_impl* h = cooperative_hub();
   // Off a hub only a shim-owned socket needs help: its blocking recvmmsg waits for vlen messages.
-  if (!h && ((flags & MSG_DONTWAIT) || !owned_blocking(fd)))
+  if (!h && ((flags & never_blocks) || !owned_blocking(fd)))
     return REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
   return coop_recvmmsg(h, fd, vec, vlen, flags, timeout);
 }
@@ -481,8 +499,8 @@ extern "C" ssize_t send(int fd, const void* buf, size_t n, int flags) {
   return hooked_sendto(fd, buf, n, flags, nullptr, 0);
 }
 
-extern "C" ssize_t sendto(int fd, const void* buf, size_t n, int flags,
-                          const struct sockaddr* addr, socklen_t alen) {
+extern "C" ssize_t sendto(int fd, const void* buf, size_t n, int flags, const struct sockaddr* addr,
+                          socklen_t alen) {
   return hooked_sendto(fd, buf, n, flags, addr, alen);
 }
 
@@ -543,4 +561,6 @@ extern "C" int getsockopt(int fd, int level, int name, void* val, socklen_t* len
 
 // Shutting a socket down makes it readable/writable (EPOLLRDHUP/EPOLLHUP): fibers parked on it
 // wake, retry and see end of file or EPIPE, as blocked threads would.
-extern "C" int shutdown(int fd, int how) { return REAL(shutdown)(fd, how); }
+extern "C" int shutdown(int fd, int how) {
+  return REAL(shutdown)(fd, how);
+}

@@ -126,7 +126,8 @@ TEST(ShimFdTest, FcloseWakesFibersParkedOnItsFd) {
   ::close(sv[1]);
 }
 
-// --- dup, dup2, dup3, F_DUPFD ------------------------------------------------------------------------
+// --- dup, dup2, dup3, F_DUPFD
+// ------------------------------------------------------------------------
 
 TEST(ShimFdTest, DupSharesTheViewLikeTheKernelSharesTheDescription) {
   int p[2];
@@ -221,7 +222,8 @@ TEST(ShimFdTest, DupOfABadFdFailsLikeTheRawSyscall) {
             errno_of([&] { return ::syscall(SYS_fcntl, -1, F_DUPFD, 0); }));
 }
 
-// --- fcntl ---------------------------------------------------------------------------------------------
+// --- fcntl
+// ---------------------------------------------------------------------------------------------
 
 TEST(ShimFdTest, FcntlPassesEveryOtherCommandThrough) {
   int p[2];
@@ -268,7 +270,8 @@ TEST(ShimFdTest, FcntlOnAnInheritedPipeShowsAndChangesTheKernelsFlag) {
   ::close(p[1]);
 }
 
-// --- ioctl ---------------------------------------------------------------------------------------------
+// --- ioctl
+// ---------------------------------------------------------------------------------------------
 
 TEST(ShimFdTest, IoctlForwardsItsArgumentAndTracksFionbio) {
   int p[2];
@@ -310,7 +313,8 @@ TEST(ShimFdTest, FionbioOnAnInheritedPipeReachesTheKernel) {
   ::close(p[1]);
 }
 
-// --- threads -------------------------------------------------------------------------------------------
+// --- threads
+// -------------------------------------------------------------------------------------------
 
 TEST(ShimFdTest, ViewsAreProcessWide) {
   int p[2] = {-1, -1};

@@ -3,6 +3,7 @@
 // Pipes the shim created are non-blocking underneath; "inherited" ones (made with a raw syscall)
 // keep their flags and still cooperate (RWF_NOWAIT, or readiness first).
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -402,7 +403,8 @@ TEST(ShimIoTest, InheritedSocketpairCooperatesThroughMsgDontwait) {
   ::close(sv[1]);
 }
 
-// --- kill and fern::timeout ------------------------------------------------------------------------
+// --- kill and fern::timeout
+// ------------------------------------------------------------------------
 
 TEST(ShimIoTest, KillingAParkedReaderMakesItsReadFailWithEcanceled) {
   pipe_fds p;
@@ -448,6 +450,75 @@ TEST(ShimIoTest, ExpiredTimeoutScopeMakesReadFailWithEtimedout) {
   scope.cancel();
 }
 
+// --- signals
+// ---------------------------------------------------------------------------------------
+
+std::atomic<int> g_signals{0};
+void on_signal(int) {
+  g_signals.fetch_add(1);
+}
+
+// Installs on_signal for SIGUSR1 (with or without SA_RESTART) for the test's duration.
+struct usr1_handler {
+  struct sigaction old {};
+  explicit usr1_handler(bool restart) {
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sa.sa_flags = restart ? SA_RESTART : 0;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGUSR1, &sa, &old);
+  }
+  ~usr1_handler() { ::sigaction(SIGUSR1, &old, nullptr); }
+};
+
+TEST(ShimIoTest, SignalWithoutSaRestartInterruptsAParkedReadWithEintr) {
+  usr1_handler h(false);
+  pipe_fds p;
+  ssize_t n = -2;
+  int err = 0;
+  auto reader = fern::spawn([&] {
+    char c;
+    n = ::read(p.r, &c, 1);
+    err = errno;
+  });
+  fern::sleep(3ms);
+  ::raise(SIGUSR1);
+  reader.join();
+  EXPECT_EQ(n, -1);
+  EXPECT_EQ(err, EINTR);
+}
+
+TEST(ShimIoTest, SignalWithSaRestartLetsAParkedReadGoOn) {
+  usr1_handler h(true);
+  pipe_fds p;
+  int before = g_signals.load();
+  ssize_t n = -2;
+  auto reader = fern::spawn([&] {
+    char c;
+    n = ::read(p.r, &c, 1);
+  });
+  fern::sleep(3ms);
+  ::raise(SIGUSR1);
+  fern::sleep(3ms);
+  EXPECT_EQ(n, -2);  // still parked
+  EXPECT_EQ(g_signals.load(), before + 1);
+  ::write(p.w, "r", 1);
+  reader.join();
+  EXPECT_EQ(n, 1);
+}
+
+TEST(ShimIoTest, SignalInterruptingAPartialWriteReturnsTheCount) {
+  usr1_handler h(false);
+  pipe_fds p;
+  std::string big(1 << 17, 'x');
+  ssize_t n = -2;
+  auto writer = fern::spawn([&] { n = ::write(p.w, big.data(), big.size()); });
+  fern::sleep(3ms);
+  ::raise(SIGUSR1);
+  writer.join();
+  EXPECT_EQ(n, 65536);  // as pipe_write returns what it wrote when a signal arrives
+}
+
 // --- pread / pwrite ------------------------------------------------------------------------------
 
 TEST(ShimIoTest, PreadPwriteOnAFilePassThrough) {
@@ -479,7 +550,8 @@ TEST(ShimIoTest, ReadOfARegularFileIsTheRealCall) {
   ::close(fd);
 }
 
-// --- threads without a hub ------------------------------------------------------------------------
+// --- threads without a hub
+// ------------------------------------------------------------------------
 
 TEST(ShimIoTest, ThreadWithoutAHubGetsPlainBlockingCalls) {
   std::atomic<long> flags{-1};

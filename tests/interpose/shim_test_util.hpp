@@ -24,15 +24,39 @@ namespace shim_test {
 using namespace std::chrono_literals;
 
 // The kernel's flags of fd, bypassing the shim's view.
-inline long real_flags(int fd) { return ::syscall(SYS_fcntl, fd, F_GETFL); }
-inline bool real_nonblock(int fd) { return real_flags(fd) & O_NONBLOCK; }
+inline long real_flags(int fd) {
+  return ::syscall(SYS_fcntl, fd, F_GETFL);
+}
+inline bool real_nonblock(int fd) {
+  return real_flags(fd) & O_NONBLOCK;
+}
+
+// Moves a raw fd to a number no hooked call ever used in this process (from 700 up), so it is
+// as fresh as an fd inherited at exec. (Low numbers may carry views of fds that a library closed
+// behind the shim's back: UBSan's IsAccessibleMemoryRange makes pipes with the hooked pipe() and
+// closes them with a raw syscall.)
+inline int raw_fresh(int fd) {
+  static int next = 700;
+  int to = next++;
+  if (::syscall(SYS_dup3, fd, to, 0) != to) return -1;
+  ::syscall(SYS_close, fd);
+  return to;
+}
 
 // An fd pair the shim never saw being created, as if inherited from a parent process.
 inline void raw_pipe(int fds[2], int flags = 0) {
   ASSERT_EQ(::syscall(SYS_pipe2, fds, flags), 0);
+  fds[0] = raw_fresh(fds[0]);
+  fds[1] = raw_fresh(fds[1]);
+  ASSERT_GE(fds[0], 0);
+  ASSERT_GE(fds[1], 0);
 }
 inline void raw_socketpair(int type, int sv[2]) {
   ASSERT_EQ(::syscall(SYS_socketpair, AF_UNIX, type, 0, sv), 0);
+  sv[0] = raw_fresh(sv[0]);
+  sv[1] = raw_fresh(sv[1]);
+  ASSERT_GE(sv[0], 0);
+  ASSERT_GE(sv[1], 0);
 }
 
 // The errno of a call: -1 and errno, or 0 if it succeeded.

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -158,6 +159,65 @@ TEST(ShimSocketTest, ConnectRefusedGivesEconnrefusedAndLeavesTheSocketLikeTheKer
   EXPECT_EQ(err, raw_err);
   ::close(fd);
   ::close(raw);
+}
+
+// A listener whose accept queue is full drops SYNs: a connect to it stays in SYN_SENT (the client
+// retransmits after 1 s, 3 s...), which makes a blocking connect really wait on loopback.
+TEST(ShimSocketTest, ConnectThatWaitsHonoursKillTimeoutSndtimeoAndResumesLikeTheKernel) {
+  listener l(0, 0);  // backlog 0: one queued connection fills it
+  int c1 = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(::connect(c1, l.sa(), sizeof l.addr), 0);
+  int c2 = ::socket(AF_INET, SOCK_STREAM, 0);
+  event_log log;
+  int killed_err = 0;
+  auto connector = fern::spawn([&] {
+    log("connect");
+    EXPECT_EQ(::connect(c2, l.sa(), sizeof l.addr), -1);
+    killed_err = errno;
+    log("woke");
+  });
+  fern::sleep(50ms);
+  log("kill");
+  EXPECT_TRUE(connector.kill());
+  EXPECT_EQ(killed_err, ECANCELED);
+  EXPECT_EQ(log.events, (std::vector<std::string>{"connect", "kill", "woke"}));
+
+  // SO_SNDTIMEO expiry: EINPROGRESS, exactly as the kernel's own blocking connect.
+  timeval tv = tv_of(50ms);
+  int raw = static_cast<int>(::syscall(SYS_socket, AF_INET, SOCK_STREAM, 0));
+  int c3 = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(::setsockopt(raw, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), 0);
+  ASSERT_EQ(::setsockopt(c3, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), 0);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(errno_of([&] { return ::syscall(SYS_connect, raw, l.sa(), sizeof l.addr); }),
+            EINPROGRESS);
+  EXPECT_EQ(errno_of([&] { return ::connect(c3, l.sa(), sizeof l.addr); }), EINPROGRESS);
+  EXPECT_GE(ms_since(t0), 98.0);
+  // Both are still connecting, as the kernel leaves them; a second blocking connect waits again
+  // and, timing out, says EALREADY.
+  EXPECT_EQ(errno_of([&] { return ::syscall(SYS_connect, raw, l.sa(), sizeof l.addr); }), EALREADY);
+  EXPECT_EQ(errno_of([&] { return ::connect(c3, l.sa(), sizeof l.addr); }), EALREADY);
+  ::close(raw);
+  ::close(c3);
+
+  // The interrupted connect of c2 is still in progress: a fern::timeout ends the next wait...
+  {
+    fern::timeout scope(30ms);
+    EXPECT_EQ(errno_of([&] { return ::connect(c2, l.sa(), sizeof l.addr); }), ETIMEDOUT);
+    scope.cancel();
+  }
+  // ...and once the listener has room, connect resumes and succeeds (the SYN is retransmitted).
+  int s1 = ::accept(l.fd, nullptr, nullptr);
+  ASSERT_GE(s1, 0);
+  fern::timeout bound(10s);
+  errno = EDOM;
+  EXPECT_EQ(::connect(c2, l.sa(), sizeof l.addr), 0);
+  EXPECT_EQ(errno, EDOM);
+  bound.cancel();
+  sockaddr_in peer{};
+  socklen_t len = sizeof peer;
+  EXPECT_EQ(::getpeername(c2, reinterpret_cast<sockaddr*>(&peer), &len), 0);
+  for (int fd : {c1, c2, s1}) ::close(fd);
 }
 
 TEST(ShimSocketTest, UserNonblockConnectGivesEinprogress) {
@@ -321,8 +381,7 @@ TEST(ShimSocketTest, RecvmmsgWaitsForEveryMessageUnlessWaitforone) {
   EXPECT_EQ(errno, EDOM);
   log("got 3");
   writer.join();
-  EXPECT_EQ(log.events,
-            (std::vector<std::string>{"recvmmsg", "send", "send", "send", "got 3"}));
+  EXPECT_EQ(log.events, (std::vector<std::string>{"recvmmsg", "send", "send", "send", "got 3"}));
   // With MSG_WAITFORONE the first message is enough.
   auto one = fern::spawn([&] { ::sendto(b.fd, "n", 1, 0, a.sa(), sizeof a.addr); });
   EXPECT_EQ(::recvmmsg(a.fd, vec, 3, MSG_WAITFORONE, nullptr), 1);
@@ -437,6 +496,25 @@ TEST(ShimSocketTest, MsgDontwaitGivesEagainAtOnce) {
             EAGAIN);
 }
 
+TEST(ShimSocketTest, ErrqueueAndOobReadsNeverBlockLikeTheKernel) {
+  tcp_pair p;
+  char c;
+  char cbuf[64];
+  iovec iov{&c, 1};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = cbuf;
+  m.msg_controllen = sizeof cbuf;
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(errno_of([&] { return ::recvmsg(p.client, &m, MSG_ERRQUEUE); }),
+            errno_of([&] { return ::syscall(SYS_recvmsg, p.client, &m, MSG_ERRQUEUE); }));
+  EXPECT_EQ(errno_of([&] { return ::recv(p.client, &c, 1, MSG_OOB); }), errno_of([&] {
+              return ::syscall(SYS_recvfrom, p.client, &c, 1, MSG_OOB, nullptr, nullptr);
+            }));
+  EXPECT_LT(ms_since(t0), 1000.0);
+}
+
 TEST(ShimSocketTest, SeqpacketWriteKeepsRecordBoundaries) {
   unix_pair p(SOCK_SEQPACKET);
   EXPECT_EQ(::write(p.a, "one", 3), 3);
@@ -446,7 +524,8 @@ TEST(ShimSocketTest, SeqpacketWriteKeepsRecordBoundaries) {
   EXPECT_EQ(::read(p.b, buf, sizeof buf), 4);
 }
 
-// --- peer closed, peer reset ----------------------------------------------------------------------
+// --- peer closed, peer reset
+// ----------------------------------------------------------------------
 
 TEST(ShimSocketTest, ParkedRecvReturnsZeroWhenThePeerCloses) {
   tcp_pair p;
@@ -511,7 +590,8 @@ TEST(ShimSocketTest, ShutdownWakesAParkedReaderWithEndOfFile) {
   EXPECT_EQ(n, 0);
 }
 
-// --- invalid fds ------------------------------------------------------------------------------------
+// --- invalid fds
+// ------------------------------------------------------------------------------------
 
 TEST(ShimSocketTest, InvalidFdsFailLikeTheRawSyscall) {
   char buf[4] = {};
@@ -556,17 +636,21 @@ TEST(ShimSocketTest, InvalidFdsFailLikeTheRawSyscall) {
               errno_of([&] { return ::syscall(SYS_accept4, fd, nullptr, nullptr, 0); }));
     EXPECT_EQ(errno_of([&] { return ::shutdown(fd, SHUT_RDWR); }),
               errno_of([&] { return ::syscall(SYS_shutdown, fd, SHUT_RDWR); }));
-    EXPECT_EQ(errno_of([&] { return ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &vlen); }),
-              errno_of([&] { return ::syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &v, &vlen); }));
+    EXPECT_EQ(
+        errno_of([&] { return ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &vlen); }),
+        errno_of([&] { return ::syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &v, &vlen); }));
     EXPECT_EQ(errno_of([&] { return ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &v, vlen); }),
-              errno_of([&] { return ::syscall(SYS_setsockopt, fd, SOL_SOCKET, SO_REUSEADDR, &v, vlen); }));
+              errno_of([&] {
+                return ::syscall(SYS_setsockopt, fd, SOL_SOCKET, SO_REUSEADDR, &v, vlen);
+              }));
   }
   EXPECT_EQ(errno_of([&] { return ::recv(fds[0], buf, 4, 0); }), ENOTSOCK);
   ::close(fds[0]);
   ::close(fds[1]);
 }
 
-// --- closed while waiting -----------------------------------------------------------------------------
+// --- closed while waiting
+// -----------------------------------------------------------------------------
 
 TEST(ShimSocketTest, CloseWakesParkedRecvAndAcceptWithEbadf) {
   tcp_pair p;
@@ -591,7 +675,8 @@ TEST(ShimSocketTest, CloseWakesParkedRecvAndAcceptWithEbadf) {
   EXPECT_EQ(accept_err, EBADF);
 }
 
-// --- the program's O_NONBLOCK ------------------------------------------------------------------------
+// --- the program's O_NONBLOCK
+// ------------------------------------------------------------------------
 
 TEST(ShimSocketTest, FionbioIsTrackedAndTheDescriptionStaysNonblocking) {
   tcp_pair p;
@@ -610,7 +695,8 @@ TEST(ShimSocketTest, FionbioIsTrackedAndTheDescriptionStaysNonblocking) {
   writer.join();
 }
 
-// --- SO_RCVTIMEO / SO_SNDTIMEO --------------------------------------------------------------------------
+// --- SO_RCVTIMEO / SO_SNDTIMEO
+// --------------------------------------------------------------------------
 
 TEST(ShimSocketTest, SoRcvtimeoExpiryGivesEagainAfterTheTimeoutWhileOthersRun) {
   tcp_pair p;
@@ -699,7 +785,48 @@ TEST(ShimSocketTest, InheritedSocketsSoRcvtimeoIsReadFromTheKernel) {
   ::close(sv[1]);
 }
 
-// --- kill and fern::timeout --------------------------------------------------------------------------------
+// --- signals
+// -------------------------------------------------------------------------------------------
+
+std::atomic<int> g_signals{0};
+void on_signal(int) {
+  g_signals.fetch_add(1);
+}
+
+TEST(ShimSocketTest, SignalInterruptsRecvWithSoRcvtimeoEvenUnderSaRestart) {
+  struct sigaction sa {
+  }, old{};
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  ASSERT_EQ(::sigaction(SIGUSR2, &sa, &old), 0);
+  tcp_pair p;
+  timeval tv = tv_of(5000ms);
+  ASSERT_EQ(::setsockopt(p.client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  int accept_err = 0, recv_err = 0;
+  listener l;
+  ASSERT_EQ(::setsockopt(l.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  auto reader = fern::spawn([&] {
+    char c;
+    EXPECT_EQ(::recv(p.client, &c, 1, 0), -1);
+    recv_err = errno;
+  });
+  auto acceptor = fern::spawn([&] {
+    EXPECT_EQ(::accept(l.fd, nullptr, nullptr), -1);
+    accept_err = errno;
+  });
+  fern::sleep(3ms);
+  auto t0 = std::chrono::steady_clock::now();
+  ::raise(SIGUSR2);
+  fern::joinall({reader, acceptor});
+  EXPECT_LT(ms_since(t0), 2000.0);
+  EXPECT_EQ(recv_err, EINTR);  // signal(7): never restarted with a socket timeout
+  EXPECT_EQ(accept_err, EINTR);
+  ::sigaction(SIGUSR2, &old, nullptr);
+}
+
+// --- kill and fern::timeout
+// --------------------------------------------------------------------------------
 
 TEST(ShimSocketTest, KillingParkedRecvAndAcceptGivesEcanceled) {
   tcp_pair p;
@@ -737,7 +864,8 @@ TEST(ShimSocketTest, ExpiredTimeoutScopeGivesEtimedout) {
   }
 }
 
-// --- threads without a hub ------------------------------------------------------------------------------
+// --- threads without a hub
+// ------------------------------------------------------------------------------
 
 TEST(ShimSocketTest, ThreadWithoutAHubGetsPlainBlockingSockets) {
   listener l;
@@ -788,7 +916,8 @@ TEST(ShimSocketTest, ShimOwnedSocketUsedFromAThreadWithoutAHubStillBlocks) {
   ::close(c);
 }
 
-// --- concurrency -------------------------------------------------------------------------------------------
+// --- concurrency
+// -------------------------------------------------------------------------------------------
 
 // 1000 fibers on one OS thread each make blocking connect/write/read calls against a server
 // (on the same thread) that answers each request after 100 ms: serially that is 100 s; parked
