@@ -12,21 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "test_util.hpp"
+
 using namespace std::chrono_literals;
-using log_t = std::vector<std::string>;
+
+using fern_test::ended_by_kill;
+using fern_test::log_t;
 
 namespace {
-
-bool ended_by_kill(const fern::any_fiber& f) {
-  if (!f.ready() || !f.exception()) return false;
-  try {
-    std::rethrow_exception(f.exception());
-  } catch (const fern::fiber_exit&) {
-    return true;
-  } catch (...) {
-  }
-  return false;
-}
 
 // --- group --------------------------------------------------------------------------------------
 

@@ -12,33 +12,15 @@
 #include <system_error>
 #include <vector>
 
+#include "test_util.hpp"
+
 using namespace std::chrono_literals;
-using log_t = std::vector<std::string>;
+
+using fern_test::ended_by_kill;
+using fern_test::log_t;
+using fern_test::system_error_of;
 
 namespace {
-
-bool ended_by_kill(const fern::any_fiber& f) {
-  if (!f.ready() || !f.exception()) return false;
-  try {
-    std::rethrow_exception(f.exception());
-  } catch (const fern::fiber_exit&) {
-    return true;
-  } catch (...) {
-  }
-  return false;
-}
-
-// The errno of the std::system_error fn throws, or 0 if it throws none.
-template <class F>
-int system_error_of(F&& fn) {
-  try {
-    fn();
-  } catch (const std::system_error& e) {
-    EXPECT_EQ(e.code().category(), std::generic_category());
-    return e.code().value();
-  }
-  return 0;
-}
 
 // True if the calling fiber owns m: fern::mutex reports a second lock by its owner as EDEADLK.
 bool owned_by_me(fern::mutex& m) {
