@@ -4,6 +4,7 @@
 
 #include "fern/async_result.hpp"
 #include "fern/channel.hpp"
+#include "fern/dns.hpp"
 #include "fern/errors.hpp"
 #include "fern/event.hpp"
 #include "fern/fiber.hpp"
