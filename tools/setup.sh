@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(g++ clang cmake ninja-build pkg-config make
       libboost-context-dev libc-ares-dev libssl-dev
       googletest libgtest-dev libgmock-dev libbenchmark-dev valgrind
-      openssl dnsmasq-base libcurl4-openssl-dev util-linux)
+      openssl dnsmasq-base libcurl4-openssl-dev util-linux curl jq)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

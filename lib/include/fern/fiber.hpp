@@ -275,7 +275,7 @@ inline bool joinall(std::initializer_list<any_fiber> fibers,
 template <class Range>
 bool killall(const Range& fibers, kill_options opts = {}) {
   for (const any_fiber& f : fibers)
-    if (f.valid()) f.kill({.block = false});
+    if (f.valid()) f.kill({.block = false, .timeout = {}});
   if (!opts.block) return false;
   return joinall(fibers, opts.timeout);
 }
