@@ -19,3 +19,4 @@
 #include "fern/server.hpp"
 #include "fern/threadpool.hpp"
 #include "fern/timeout.hpp"
+#include "fern/tls.hpp"
