@@ -1225,6 +1225,8 @@ int getnameinfo_impl(call_state& cs, const sockaddr* sa, socklen_t salen, char* 
 int gethostbyname_impl(call_state& cs, const char* name, int family, host_entry* out) noexcept {
   try {
     if (!name) return HOST_NOT_FOUND;
+    // glibc: the hosts file cannot match "", and the resolver refuses to build a query for it.
+    if (*name == '\0') return NO_RECOVERY;
     if (!hosts_nss().supported) {
       std::string n = name;
       return glibc_gethostby(cs, out, [n, family]() {

@@ -229,6 +229,13 @@ std::shared_ptr<context::state> new_state(bool server) {
   // Partial writes: write() returns after one record, as a socket write does. Moving buffer:
   // write_all retries from a new offset only after a record went out, but allow it anyway.
   SSL_CTX_set_mode(st->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Read-ahead: one recv takes a record's header and body (and whatever follows) instead of one
+  // for each: a record costs one recv, not two. OpenSSL then buffers bytes the socket no longer
+  // has, but drive() parks only on SSL_ERROR_WANT_READ, which OpenSSL reports only once its
+  // buffer holds no whole record, so no reader waits on the fd while data is pending. The price:
+  // bytes a peer sends right after its close_notify may land in that buffer (shutdown() with
+  // wait_for_peer turns read-ahead off first, see tls.hpp).
+  SSL_CTX_set_read_ahead(st->ctx, 1);
   // Renegotiation (TLS 1.2) would let a read need the handshake's I/O pattern mid-stream.
   SSL_CTX_set_options(st->ctx, SSL_OP_NO_RENEGOTIATION);
   // A truncated stream must never read as a clean end, whatever openssl.cnf says.
@@ -803,6 +810,9 @@ bool stream::shutdown(bool wait_for_peer, opt_timeout timeout) {
   }
   auto received = [&] { return (SSL_get_shutdown(s.ssl) & SSL_RECEIVED_SHUTDOWN) != 0; };
   if (!wait_for_peer || received()) return received();
+  // Exact reads from here on: a peer that answers our close_notify with its own and then talks
+  // in plain text must find its first plain bytes still in the socket, not in OpenSSL's buffer.
+  SSL_set_read_ahead(s.ssl, 0);
   char scratch[4096];
   for (;;) {
     std::size_t got = 0;

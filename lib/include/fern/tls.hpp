@@ -213,7 +213,9 @@ class stream {
 
   // Ends the TLS stream cleanly: sends close_notify (waiting until it is written) without
   // waiting for the peer's, as Go's Conn.Close does; the socket stays open (close() it, or
-  // keep using it in plain text once the peer has shut down too). Returns true if the peer's
+  // keep using it in plain text once the peer has shut down too: reads take whole TLS records
+  // ahead, so plain text is intact only if the peer sends it after it has received our
+  // close_notify, as it does when it shuts down waiting for ours). Returns true if the peer's
   // close_notify had already arrived. A second call sends nothing; before the handshake there is
   // nothing to end (false). Bounded like handshake(). Blocking point. Throws fern::tls::error
   // (also after an earlier error), std::system_error (EPIPE: the peer has closed the socket
