@@ -764,7 +764,9 @@ TEST_F(DnsTest, ThousandConcurrentLookupsOverlapOnOneThread) {
   for (int i = 0; i < n; ++i) EXPECT_EQ(fibers[i].get(), fern_test::slow_address(i)) << i;
   long long took = ms_since(t0);
   EXPECT_GE(took, 190);      // each answer waited its delay...
-  EXPECT_LT(took, 5 * 200);  // ...but all of them at once
+  // ...but all of them at once: one after another would take n * 200 ms = 200 s. The bound is
+  // loose enough for TSan on a loaded 2-core machine (1.2 s seen there).
+  EXPECT_LT(took, 25 * 200);
   EXPECT_EQ(slow.queries(), n);
 }
 
