@@ -51,6 +51,9 @@ struct server_stats {
 
 class stream_server {
  public:
+  // The handler owns the connection for its run: the server closes `conn` when the handler
+  // returns, unless the handler moved it elsewhere (e.g. into a fern::tls::stream), which is
+  // allowed.
   using handler_type = std::function<void(socket& conn, const address& peer)>;
 
   // Binds and listens on `local` now (port 0 picks one: see local_address()); start() or
