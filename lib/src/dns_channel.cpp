@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <new>
 #include <optional>
@@ -137,6 +138,10 @@ class channel : public std::enable_shared_from_this<channel> {
   void process() noexcept;
   void kick() noexcept;
   void driver_exited() noexcept;
+  // Submits backlogged queries while there is room. Never blocks.
+  void pump() noexcept;
+  // Ends every backlogged query with `status` (their callbacks run).
+  void fail_backlog(int status) noexcept;
 
   ares_channel ch_ = nullptr;
   int attempts_ = 2;
@@ -145,9 +150,15 @@ class channel : public std::enable_shared_from_this<channel> {
   std::vector<sock_entry> socks_;     // c-ares's sockets and the directions it wants
   std::vector<int> scratch_fds_;      // process()'s snapshot of socks_, kept to reuse its memory
   std::size_t pending_ = 0;           // queries submitted whose callback has not run
-  bool driver_running_ = false;       // a driver fiber exists (spawned, not yet exited)
-  bool driver_waiting_ = false;       // the driver is parked in wait_fds
-  fiber_base* driver_ = nullptr;      // the driver fiber, while it runs
+  // Queries beyond k_max_in_flight wait here, in order, for a reply to make room, so that no
+  // burst sends more datagrams at once than socket buffers hold (each lost one costs a whole
+  // retry timeout). 1000 keeps a thousand concurrent lookups in one round trip.
+  static constexpr std::size_t k_max_in_flight = 1000;
+  std::deque<query_slot*> backlog_;
+  bool pumping_ = false;
+  bool driver_running_ = false;   // a driver fiber exists (spawned, not yet exited)
+  bool driver_waiting_ = false;   // the driver is parked in wait_fds
+  fiber_base* driver_ = nullptr;  // the driver fiber, while it runs
   bool destroying_ = false;
   hook_list ops_;  // op_links of the lookups not yet deleted
 };
@@ -222,8 +233,38 @@ channel::~channel() {
 }
 
 void channel::submit(query_slot* s) noexcept {
+  if (pending_ >= k_max_in_flight || !backlog_.empty()) {
+    try {
+      backlog_.push_back(s);
+      return;
+    } catch (...) {  // out of memory: send it now rather than lose it
+    }
+  }
   ++pending_;
   ares_query(ch_, s->qname.c_str(), ns_c_in, s->type, &channel::on_reply, s);
+}
+
+void channel::pump() noexcept {
+  // A query may fail inside ares_query and its callback pump again: the outer loop goes on.
+  if (pumping_ || destroying_) return;
+  pumping_ = true;
+  while (pending_ < k_max_in_flight && !backlog_.empty()) {
+    query_slot* s = backlog_.front();
+    backlog_.pop_front();
+    ++pending_;
+    ares_query(ch_, s->qname.c_str(), ns_c_in, s->type, &channel::on_reply, s);
+  }
+  pumping_ = false;
+}
+
+void channel::fail_backlog(int status) noexcept {
+  std::deque<query_slot*> q;
+  q.swap(backlog_);
+  for (query_slot* s : q) {
+    ++pending_;  // on_reply accounts for it
+    s->attempts_left = 0;
+    on_reply(s, status, 0, nullptr, 0);
+  }
 }
 
 void channel::parse_reply(query_slot* s, int status, const unsigned char* abuf, int alen) {
@@ -262,6 +303,7 @@ void channel::on_reply(void* arg, int status, int, unsigned char* abuf, int alen
   lookup_op* op = s->op;
   channel* ch = op->ch;
   --ch->pending_;
+  ch->pump();
   if (status == ARES_ETIMEOUT && !op->abandoned && !ch->destroying_ && s->attempts_left > 1) {
     --s->attempts_left;
     ch->submit(s);  // the next attempt; this callback is not the final one
@@ -378,6 +420,7 @@ void channel::start_driver() noexcept {
   } catch (...) {
     // No fiber to drive the queries (out of memory): fail them rather than wait forever.
     driver_running_ = false;
+    fail_backlog(ARES_ECANCELLED);
     ares_cancel(ch_);
   }
 }
@@ -394,6 +437,7 @@ void channel::driver_exited() noexcept {
   driver_ = nullptr;
   // Killed with queries in flight (thread exit) or never started: nothing would ever process
   // them, so end them now (their lookups see ARES_ECANCELLED).
+  if (!destroying_) fail_backlog(ARES_ECANCELLED);
   if (pending_ > 0 && !destroying_) ares_cancel(ch_);
 }
 

@@ -763,11 +763,32 @@ TEST_F(DnsTest, ThousandConcurrentLookupsOverlapOnOneThread) {
     }));
   for (int i = 0; i < n; ++i) EXPECT_EQ(fibers[i].get(), fern_test::slow_address(i)) << i;
   long long took = ms_since(t0);
-  EXPECT_GE(took, 190);      // each answer waited its delay...
+  EXPECT_GE(took, 190);  // each answer waited its delay...
   // ...but all of them at once: one after another would take n * 200 ms = 200 s. The bound is
   // loose enough for TSan on a loaded 2-core machine (1.2 s seen there).
   EXPECT_LT(took, 25 * 200);
   EXPECT_EQ(slow.queries(), n);
+}
+
+TEST_F(DnsTest, LookupsBeyondTheInFlightWindowQueueInOrderAndAllFinish) {
+  // At most 1000 queries are in flight per channel; the rest wait for replies to make room.
+  constexpr int n = 1500;
+  constexpr auto delay = 200ms;
+  udp_responder slow(delay);
+  use(slow.server(), "", "options ndots:1\n", 10s, 1);
+  std::vector<fern::fiber<std::string>> fibers;
+  auto t0 = clk::now();
+  for (int i = 0; i < n; ++i)
+    fibers.push_back(fern::spawn([i] {
+      return fern::resolve("h" + std::to_string(i) + ".slow.test", "", k_v4_stream)
+          .endpoints.at(0)
+          .addr.host();
+    }));
+  for (int i = 0; i < n; ++i) EXPECT_EQ(fibers[i].get(), fern_test::slow_address(i)) << i;
+  long long took = ms_since(t0);
+  EXPECT_GE(took, 2 * 190);  // the last 500 were sent only once the first answers came
+  EXPECT_LT(took, 25 * 200);
+  EXPECT_EQ(slow.queries(), n);  // none lost, none retried
 }
 
 TEST_F(DnsTest, ReverseLookupUsesHostsFileThenPtr) {
