@@ -44,8 +44,7 @@ int block_thread(int fd, detail::io_dir d, detail::deadline_t deadline) noexcept
 eintr eintr_kind(int fd, detail::io_dir d, bool never_restart) noexcept {
   if (never_restart) return eintr::always;
   fd_view v = view_of(fd);
-  bool timed = d == detail::io_dir::read ? v.has_rcvtimeo : v.has_sndtimeo;
-  return v.socket() && timed ? eintr::always : eintr::unless_restart;
+  return v.socket() && v.has_timeout(d) ? eintr::always : eintr::unless_restart;
 }
 
 }  // namespace
@@ -147,15 +146,6 @@ bool iov_cursor::seek(std::size_t offset) noexcept {
   }
   cur_ = own_;
   return true;
-}
-
-std::size_t iov_cursor::total(const iovec* iov, int count) noexcept {
-  std::size_t sum = 0;
-  for (int i = 0; i < count; ++i) {
-    if (iov[i].iov_len > SIZE_MAX - sum) return SIZE_MAX;
-    sum += iov[i].iov_len;
-  }
-  return sum;
 }
 
 }  // namespace fern::shim

@@ -4,6 +4,11 @@
 // real calls on a non-blocking description (shim-owned), with a per-call flag (MSG_DONTWAIT,
 // RWF_NOWAIT), or a blocking real call made only once ppoll says the fd is ready. Nothing here
 // throws; results are -1 and errno like libc's.
+//
+// The hot hooks (read, write, readv, writev, recv, recvfrom, recvmsg, send, sendto, sendmsg) are
+// split so that no path pays for more than it does (io.cpp describes it): a decision with no
+// frame, an out-of-line first attempt, and an out-of-line retry path that goes on from that
+// attempt's result when it did not complete the call (the *_after loops and `untried` below).
 #pragma once
 
 #include <errno.h>
@@ -12,6 +17,7 @@
 #include <sys/uio.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "fd_view.hpp"
@@ -59,10 +65,29 @@ void keep_interrupt(detail::hub_impl* h, int wait_errno) noexcept;
 void fd_born(int fd) noexcept;
 
 // True if fd is shim-owned and the program did not ask for O_NONBLOCK: a real call that returned
-// EAGAIN (or a short write) on a thread that cannot park must be completed by blocking.
+// EAGAIN (or a short write) on a thread that cannot park must be completed by blocking. Only
+// creation marks an fd shim-owned, so an fd the view never classified is not: the view is
+// peeked, and a failed real call off a hub costs one lookup and never an fstat.
 inline bool owned_blocking(int fd) noexcept {
-  fd_view v = view_of(fd);
-  return v.owned && !v.user_nonblock;
+  return view_peek(fd).owned_blocking();
+}
+
+// What a hook's fast path hands its retry path as the first attempt's result when it made none
+// (no real call returns it).
+inline constexpr int untried = -2;
+
+// The loop of until_done once its first attempt returned `r`.
+template <class R, class Attempt>
+R until_done_after(detail::hub_impl* h, int fd, detail::io_dir d, detail::deadline_t deadline, R r,
+                   Attempt attempt, int timeout_errno = EAGAIN) {
+  for (;;) {
+    if (r >= 0 || errno != EAGAIN) return r;
+    if (int e = await_fd(h, fd, d, deadline, timeout_errno)) {
+      errno = e;
+      return -1;
+    }
+    r = attempt();
+  }
 }
 
 // Repeats `attempt` (one real call that cannot block) while it fails with EAGAIN, waiting for fd
@@ -70,14 +95,33 @@ inline bool owned_blocking(int fd) noexcept {
 template <class Attempt>
 auto until_done(detail::hub_impl* h, int fd, detail::io_dir d, detail::deadline_t deadline,
                 Attempt attempt, int timeout_errno = EAGAIN) -> decltype(attempt()) {
+  return until_done_after(h, fd, d, deadline, attempt(), attempt, timeout_errno);
+}
+
+// The loop of until_all once an attempt at offset `done` (done < total) returned `r`.
+template <class Attempt>
+ssize_t until_all_after(detail::hub_impl* h, int fd, detail::io_dir d, detail::deadline_t deadline,
+                        std::size_t total, std::size_t done, ssize_t r, Attempt attempt) {
   for (;;) {
-    auto r = attempt();
-    if (r >= 0 || errno != EAGAIN) return r;
-    if (int e = await_fd(h, fd, d, deadline, timeout_errno)) {
-      errno = e;
-      return -1;
+    if (r > 0) {
+      done += static_cast<std::size_t>(r);
+      if (done >= total) break;
+    } else if (r == 0) {
+      break;
+    } else if (errno != EAGAIN) {
+      if (!done) return -1;
+      break;
+    } else if (int e = await_fd(h, fd, d, deadline)) {
+      if (!done) {
+        errno = e;
+        return -1;
+      }
+      keep_interrupt(h, e);
+      break;
     }
+    r = attempt(done);
   }
+  return static_cast<ssize_t>(done);
 }
 
 // Stream semantics of a blocking transfer: calls attempt(offset) (moving bytes from `offset` of
@@ -88,27 +132,8 @@ auto until_done(detail::hub_impl* h, int fd, detail::io_dir d, detail::deadline_
 template <class Attempt>
 ssize_t until_all(detail::hub_impl* h, int fd, detail::io_dir d, detail::deadline_t deadline,
                   std::size_t total, std::size_t done, Attempt attempt) {
-  while (done < total) {
-    ssize_t r = attempt(done);
-    if (r > 0) {
-      done += static_cast<std::size_t>(r);
-      continue;
-    }
-    if (r == 0) break;
-    if (errno != EAGAIN) {
-      if (!done) return -1;
-      break;
-    }
-    if (int e = await_fd(h, fd, d, deadline)) {
-      if (!done) {
-        errno = e;
-        return -1;
-      }
-      keep_interrupt(h, e);
-      break;
-    }
-  }
-  return static_cast<ssize_t>(done);
+  if (done >= total) return static_cast<ssize_t>(done);
+  return until_all_after(h, fd, d, deadline, total, done, attempt(done), attempt);
 }
 
 // One attempt on a pipe, FIFO or character device that the program sees as blocking. `nowait`
@@ -120,15 +145,19 @@ ssize_t until_all(detail::hub_impl* h, int fd, detail::io_dir d, detail::deadlin
 // description, which is non-blocking; otherwise only once ppoll says the fd is ready (another
 // process may still drain it first; then the real call blocks the thread, as it would without
 // fern), since O_NONBLOCK on a description the shim did not create is not its to set.
+// `nowait_result` is what nowait() returned when a fast path already made it (then the view said
+// RWF_NOWAIT is worth trying), or untried.
 template <class Real, class NoWait>
-ssize_t pollable_attempt(int fd, fd_view& v, detail::io_dir d, Real real, NoWait nowait) {
-  if (!v.no_nowait) {
-    ssize_t r = nowait();
+[[gnu::always_inline]] inline ssize_t pollable_attempt(int fd, fd_view& v, detail::io_dir d,
+                                                       Real real, NoWait nowait,
+                                                       ssize_t nowait_result = untried) {
+  if (!v.no_nowait()) {
+    ssize_t r = nowait_result != untried ? nowait_result : nowait();
     if (r >= 0 || errno != EOPNOTSUPP) return r;
     view_set_no_nowait(fd);
-    v.no_nowait = true;
+    v.bits |= fd_view::no_nowait_bit;
   }
-  if (v.owned) return real();
+  if (v.owned()) return real();
   if (!ready_now(fd, d)) {
     errno = EAGAIN;
     return -1;
@@ -147,7 +176,14 @@ class iov_cursor {
   // copy could not be allocated.
   bool seek(std::size_t offset) noexcept;
   // Sum of the lengths, saturating (the kernel rejects a sum above SSIZE_MAX itself).
-  static std::size_t total(const iovec* iov, int count) noexcept;
+  static std::size_t total(const iovec* iov, int count) noexcept {
+    std::size_t sum = 0;
+    for (int i = 0; i < count; ++i) {
+      if (iov[i].iov_len > SIZE_MAX - sum) return SIZE_MAX;
+      sum += iov[i].iov_len;
+    }
+    return sum;
+  }
 
  private:
   const iovec* cur_;

@@ -34,7 +34,7 @@ namespace {
 // not a listening socket; `cloexec_too` also takes fds the new program will not inherit.
 void hand_over(int fd, bool cloexec_too) noexcept {
   fd_view v = view_peek(fd);
-  if (!v.owned || v.user_nonblock) return;
+  if (!v.owned_blocking()) return;
   long fdfl = ::syscall(SYS_fcntl, fd, F_GETFD);
   if (fdfl < 0 || (!cloexec_too && (fdfl & FD_CLOEXEC))) return;
   if (v.socket()) {

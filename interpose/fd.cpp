@@ -140,7 +140,7 @@ int hooked_dup23(int from, int to, int flags, bool three) {
 // shim did not create.
 fd_view checked_view(int fd, int kernel_fl) noexcept {
   fd_view v = view_of(fd);
-  if (v.owned && kernel_fl >= 0 && !(kernel_fl & O_NONBLOCK)) {
+  if (v.owned() && kernel_fl >= 0 && !(kernel_fl & O_NONBLOCK)) {
     debug_once(debug_note::stale_view, fd);
     view_forget(fd);
     v = view_of(fd);
@@ -158,8 +158,8 @@ int hooked_fcntl(int fd, int cmd, void* arg) {
       int r = REAL(fcntl)(fd, cmd);
       if (r < 0) return r;
       fd_view v = checked_view(fd, r);
-      if (v.owned) return (r & ~O_NONBLOCK) | (v.user_nonblock ? O_NONBLOCK : 0);
-      if (v.kind != fd_kind::file && v.user_nonblock != ((r & O_NONBLOCK) != 0))
+      if (v.owned()) return (r & ~O_NONBLOCK) | (v.user_nonblock() ? O_NONBLOCK : 0);
+      if (v.kind() != fd_kind::file && v.user_nonblock() != ((r & O_NONBLOCK) != 0))
         view_set_nonblock(fd, r & O_NONBLOCK);  // changed behind the shim (another process)
       return r;
     }
@@ -167,9 +167,9 @@ int hooked_fcntl(int fd, int cmd, void* arg) {
       int fl = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
       const int saved = errno;
       fd_view v = view_of(fd);
-      if (v.owned) v = checked_view(fd, REAL(fcntl)(fd, F_GETFL));
+      if (v.owned()) v = checked_view(fd, REAL(fcntl)(fd, F_GETFL));
       errno = saved;
-      int r = REAL(fcntl)(fd, cmd, v.owned ? fl | O_NONBLOCK : fl);
+      int r = REAL(fcntl)(fd, cmd, v.owned() ? fl | O_NONBLOCK : fl);
       if (r == 0) view_set_nonblock(fd, fl & O_NONBLOCK);
       return r;
     }
@@ -277,12 +277,12 @@ extern "C" int ioctl(int fd, unsigned long request, ...) {
   if (request != FIONBIO) return REAL(ioctl)(fd, request, arg);
   const int saved = errno;
   fd_view v = view_of(fd);
-  if (v.owned) v = checked_view(fd, REAL(fcntl)(fd, F_GETFL));
+  if (v.owned()) v = checked_view(fd, REAL(fcntl)(fd, F_GETFL));
   errno = saved;
   int r = REAL(ioctl)(fd, request, arg);
   if (r != 0) return r;
   bool on = *static_cast<const int*>(arg) != 0;
-  if (v.owned && !on) {
+  if (v.owned() && !on) {
     int one = 1;
     REAL(ioctl)(fd, FIONBIO, &one);
   }

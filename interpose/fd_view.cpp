@@ -92,51 +92,58 @@ void set_bit(slot& s, std::uint32_t bit, bool on) noexcept {
 
 fd_view classify(int fd) noexcept {
   const int saved = errno;
-  fd_view v;
-  v.kind = fd_kind::file;  // not open (or beyond the table): the real call reports the error
+  // Not open (or beyond the table): `file`, so the real call reports the error.
+  fd_view v{static_cast<std::uint32_t>(fd_kind::file)};
   struct stat st;
   if (::fstat(fd, &st) < 0) {
     errno = saved;
     return v;
   }
+  fd_kind kind;
   std::int64_t rcv = 0, snd = 0;
   if (S_ISSOCK(st.st_mode)) {
     int type = 0;
     socklen_t len = sizeof type;
     if (::syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0)
-      v.kind = type == SOCK_STREAM      ? fd_kind::stream
-               : type == SOCK_SEQPACKET ? fd_kind::seqpacket
-                                        : fd_kind::dgram;
+      kind = type == SOCK_STREAM      ? fd_kind::stream
+             : type == SOCK_SEQPACKET ? fd_kind::seqpacket
+                                      : fd_kind::dgram;
     else
-      v.kind = fd_kind::dgram;
+      kind = fd_kind::dgram;
     rcv = kernel_timeout(fd, SO_RCVTIMEO);
     snd = kernel_timeout(fd, SO_SNDTIMEO);
   } else if (S_ISFIFO(st.st_mode)) {
-    v.kind = fd_kind::fifo;
+    kind = fd_kind::fifo;
   } else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode)) {
-    v.kind = fd_kind::file;
+    kind = fd_kind::file;
   } else {
-    v.kind = fd_kind::other;  // ttys, character devices, anonymous inodes (eventfd, ...)
+    kind = fd_kind::other;  // ttys, character devices, anonymous inodes (eventfd, ...)
   }
   long fl = ::syscall(SYS_fcntl, fd, F_GETFL);
   // Not created by the shim: the kernel's flag is the program's own.
-  v.user_nonblock = fl >= 0 && (fl & O_NONBLOCK);
-  v.has_rcvtimeo = rcv != 0;
-  v.has_sndtimeo = snd != 0;
-  std::uint32_t b = static_cast<std::uint32_t>(v.kind) | (v.user_nonblock ? nonblock_bit : 0) |
-                    (rcv ? rcvtimeo_bit : 0) | (snd ? sndtimeo_bit : 0);
+  bool nonblock = fl >= 0 && (fl & O_NONBLOCK);
+  v.bits = static_cast<std::uint32_t>(kind) | (nonblock ? nonblock_bit : 0) |
+           (rcv ? rcvtimeo_bit : 0) | (snd ? sndtimeo_bit : 0);
   if (slot* s = ensure(fd)) {
     std::uint32_t expected = 0;
-    if (s->bits.compare_exchange_strong(expected, b, std::memory_order_relaxed)) {
+    if (s->bits.compare_exchange_strong(expected, v.bits, std::memory_order_relaxed)) {
       // A reader between the two stores sees the timeout bit with 0 ns: no deadline, once.
       s->rcvtimeo.store(rcv, std::memory_order_relaxed);
       s->sndtimeo.store(snd, std::memory_order_relaxed);
     } else if ((expected & kind_mask) != 0) {
-      v = decode(expected);  // another thread classified or created it first
+      v.bits = expected;  // another thread classified or created it first
     }
   }
   errno = saved;
   return v;
+}
+
+detail::deadline_t timeout_deadline(int fd, detail::io_dir d) noexcept {
+  slot* s = find(fd);
+  std::int64_t ns =
+      s ? (d == detail::io_dir::read ? s->rcvtimeo : s->sndtimeo).load(std::memory_order_relaxed)
+        : 0;
+  return ns ? detail::deadline_after(std::chrono::nanoseconds(ns)) : detail::no_deadline;
 }
 
 }  // namespace view_detail
@@ -159,16 +166,16 @@ void view_accepted(int fd, int listener, bool owned, bool user_nonblock) noexcep
   slot* ls = find(listener);
   slot* s = ensure(fd);
   if (!s) return;
-  fd_kind k =
-      lv.kind == fd_kind::stream || lv.kind == fd_kind::seqpacket ? lv.kind : fd_kind::unknown;
+  fd_kind k = lv.kind() == fd_kind::stream || lv.kind() == fd_kind::seqpacket ? lv.kind()
+                                                                              : fd_kind::unknown;
   if (k == fd_kind::unknown) {  // let the next lookup look at it
     view_forget(fd);
     return;
   }
   // Linux copies the listener's socket options, SO_RCVTIMEO/SO_SNDTIMEO included, into each
   // accepted socket (sk_clone_lock); O_NONBLOCK comes from accept4's flags alone.
-  std::int64_t rcv = ls && lv.has_rcvtimeo ? ls->rcvtimeo.load(std::memory_order_relaxed) : 0;
-  std::int64_t snd = ls && lv.has_sndtimeo ? ls->sndtimeo.load(std::memory_order_relaxed) : 0;
+  std::int64_t rcv = ls && lv.has_rcvtimeo() ? ls->rcvtimeo.load(std::memory_order_relaxed) : 0;
+  std::int64_t snd = ls && lv.has_sndtimeo() ? ls->sndtimeo.load(std::memory_order_relaxed) : 0;
   s->group.store(0, std::memory_order_relaxed);
   s->rcvtimeo.store(rcv, std::memory_order_relaxed);
   s->sndtimeo.store(snd, std::memory_order_relaxed);
@@ -240,14 +247,6 @@ void view_set_file(int fd) noexcept {
         std::memory_order_relaxed)) {
     }
   });
-}
-
-detail::deadline_t view_deadline(int fd, const fd_view& v, detail::io_dir d) noexcept {
-  bool rd = d == detail::io_dir::read;
-  if (!(rd ? v.has_rcvtimeo : v.has_sndtimeo)) return detail::no_deadline;
-  slot* s = find(fd);
-  std::int64_t ns = s ? (rd ? s->rcvtimeo : s->sndtimeo).load(std::memory_order_relaxed) : 0;
-  return ns ? detail::deadline_after(std::chrono::nanoseconds(ns)) : detail::no_deadline;
 }
 
 int view_high_water() noexcept {

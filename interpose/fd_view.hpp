@@ -25,18 +25,43 @@ enum class fd_kind : std::uint8_t {
   file,         // regular file, directory, block device, or an fd epoll refuses: the real call
 };
 
-// A snapshot of one fd's view. Fields may be stale the moment they are read if another thread
-// changes the fd concurrently, exactly as with the kernel's own flags.
+// A snapshot of one fd's view: the packed bits of its slot, tested in place (a hook reads it on
+// every call; decoding it into separate flags would cost more than the lookup). Fields may be
+// stale the moment they are read if another thread changes the fd concurrently, exactly as with
+// the kernel's own flags. Passed by value.
 struct fd_view {
-  fd_kind kind = fd_kind::unknown;
-  bool owned = false;          // the shim created the description and set O_NONBLOCK on it
-  bool user_nonblock = false;  // the program's O_NONBLOCK (or SOCK_NONBLOCK, FIONBIO)
-  bool no_nowait = false;      // RWF_NOWAIT was refused (EOPNOTSUPP): wait for readiness first
-  bool has_rcvtimeo = false;   // SO_RCVTIMEO is set (rcvtimeo() is non-zero)
-  bool has_sndtimeo = false;   // SO_SNDTIMEO is set
-  bool socket() const noexcept {
-    return kind == fd_kind::stream || kind == fd_kind::dgram || kind == fd_kind::seqpacket;
+  static constexpr std::uint32_t kind_mask = 0x7;  // the fd_kind
+  // The shim created the description and set O_NONBLOCK on it.
+  static constexpr std::uint32_t owned_bit = 1u << 3;
+  // The program's O_NONBLOCK (or SOCK_NONBLOCK, FIONBIO).
+  static constexpr std::uint32_t nonblock_bit = 1u << 4;
+  // RWF_NOWAIT was refused (EOPNOTSUPP): wait for readiness first.
+  static constexpr std::uint32_t no_nowait_bit = 1u << 5;
+  // SO_RCVTIMEO / SO_SNDTIMEO is set (the slot's rcvtimeo / sndtimeo is non-zero).
+  static constexpr std::uint32_t rcvtimeo_bit = 1u << 6;
+  static constexpr std::uint32_t sndtimeo_bit = 1u << 7;
+
+  std::uint32_t bits = 0;  // kind_mask | the *_bit flags; 0: unknown
+
+  fd_kind kind() const noexcept { return static_cast<fd_kind>(bits & kind_mask); }
+  bool known() const noexcept { return bits & kind_mask; }  // not `unknown`: classified
+  bool owned() const noexcept { return bits & owned_bit; }
+  bool user_nonblock() const noexcept { return bits & nonblock_bit; }
+  bool no_nowait() const noexcept { return bits & no_nowait_bit; }
+  bool has_rcvtimeo() const noexcept { return bits & rcvtimeo_bit; }
+  bool has_sndtimeo() const noexcept { return bits & sndtimeo_bit; }
+  bool has_timeout(detail::io_dir d) const noexcept {
+    return bits & (d == detail::io_dir::read ? rcvtimeo_bit : sndtimeo_bit);
   }
+  // stream, dgram or seqpacket (1 to 3): one compare.
+  bool socket() const noexcept { return (bits & kind_mask) - 1u < 3u; }
+  // Steps 2 and 3 of DESIGN.md §5: a file, or the program's own O_NONBLOCK, gets the real call.
+  bool passes_through() const noexcept {
+    return (bits & kind_mask) == static_cast<std::uint32_t>(fd_kind::file) || user_nonblock();
+  }
+  // Shim-owned and blocking for the program: an EAGAIN (or a short write) of a real call off a
+  // hub must be completed by blocking.
+  bool owned_blocking() const noexcept { return (bits & (owned_bit | nonblock_bit)) == owned_bit; }
 };
 
 namespace view_detail {
@@ -61,31 +86,25 @@ struct chunk {
 // Chunks are allocated on first write (mmap, never freed) and published with release stores.
 extern std::atomic<chunk*> table[max_fds / chunk_size];
 
-inline constexpr std::uint32_t kind_mask = 0x7;
-inline constexpr std::uint32_t owned_bit = 1u << 3;
-inline constexpr std::uint32_t nonblock_bit = 1u << 4;
-inline constexpr std::uint32_t no_nowait_bit = 1u << 5;
-inline constexpr std::uint32_t rcvtimeo_bit = 1u << 6;
-inline constexpr std::uint32_t sndtimeo_bit = 1u << 7;
+inline constexpr std::uint32_t kind_mask = fd_view::kind_mask;
+inline constexpr std::uint32_t owned_bit = fd_view::owned_bit;
+inline constexpr std::uint32_t nonblock_bit = fd_view::nonblock_bit;
+inline constexpr std::uint32_t no_nowait_bit = fd_view::no_nowait_bit;
+inline constexpr std::uint32_t rcvtimeo_bit = fd_view::rcvtimeo_bit;
+inline constexpr std::uint32_t sndtimeo_bit = fd_view::sndtimeo_bit;
 
 inline slot* find(int fd) noexcept {
-  if (static_cast<unsigned>(fd) >= static_cast<unsigned>(max_fds)) return nullptr;
-  chunk* c = table[fd >> chunk_shift].load(std::memory_order_acquire);
-  return c ? &c->s[fd & (chunk_size - 1)] : nullptr;
+  const unsigned i = static_cast<unsigned>(fd);  // a negative fd is out of range too
+  if (i >= static_cast<unsigned>(max_fds)) return nullptr;
+  chunk* c = table[i >> chunk_shift].load(std::memory_order_acquire);
+  return c ? &c->s[i & (chunk_size - 1)] : nullptr;
 }
 
-inline fd_view decode(std::uint32_t b) noexcept {
-  fd_view v;
-  v.kind = static_cast<fd_kind>(b & kind_mask);
-  v.owned = b & owned_bit;
-  v.user_nonblock = b & nonblock_bit;
-  v.no_nowait = b & no_nowait_bit;
-  v.has_rcvtimeo = b & rcvtimeo_bit;
-  v.has_sndtimeo = b & sndtimeo_bit;
-  return v;
-}
+// Out of line and cold: a hook pays for it once per fd.
+[[gnu::cold]] fd_view classify(int fd) noexcept;
 
-fd_view classify(int fd) noexcept;
+// The deadline of a call with a timeout in direction d, read from fd's slot (view_deadline).
+detail::deadline_t timeout_deadline(int fd, detail::io_dir d) noexcept;
 
 }  // namespace view_detail
 
@@ -95,7 +114,7 @@ fd_view classify(int fd) noexcept;
 inline fd_view view_of(int fd) noexcept {
   if (view_detail::slot* s = view_detail::find(fd)) {
     std::uint32_t b = s->bits.load(std::memory_order_relaxed);
-    if (__builtin_expect((b & view_detail::kind_mask) != 0, 1)) return view_detail::decode(b);
+    if (__builtin_expect((b & view_detail::kind_mask) != 0, 1)) return fd_view{b};
   }
   return view_detail::classify(fd);
 }
@@ -104,7 +123,7 @@ inline fd_view view_of(int fd) noexcept {
 // atomic loads: safe in a forked child and in a signal handler.
 inline fd_view view_peek(int fd) noexcept {
   view_detail::slot* s = view_detail::find(fd);
-  return s ? view_detail::decode(s->bits.load(std::memory_order_relaxed)) : fd_view{};
+  return s ? fd_view{s->bits.load(std::memory_order_relaxed)} : fd_view{};
 }
 
 // Records an fd the shim just created (socket, socketpair, pipe, accept): its kind, whether the
@@ -128,8 +147,11 @@ void view_set_no_nowait(int fd) noexcept;
 // epoll refuses fd: treat it like a regular file from now on.
 void view_set_file(int fd) noexcept;
 // The deadline SO_RCVTIMEO (read) or SO_SNDTIMEO (write) gives a call that starts now, or
-// no_deadline.
-detail::deadline_t view_deadline(int fd, const fd_view& v, detail::io_dir d) noexcept;
+// no_deadline. Inline for the common case of no timeout: the view's bit says so.
+inline detail::deadline_t view_deadline(int fd, fd_view v, detail::io_dir d) noexcept {
+  if (__builtin_expect(!v.has_timeout(d), 1)) return detail::no_deadline;
+  return view_detail::timeout_deadline(fd, d);
+}
 // The highest fd that ever had a slot written, or -1 (bounds close_range and exec's sweep).
 int view_high_water() noexcept;
 

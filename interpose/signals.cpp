@@ -82,13 +82,22 @@ struct signal_log {
   std::atomic<std::uint64_t> last[NSIG] = {};
   std::atomic<std::uint64_t> last_norestart[NSIG] = {};
 };
+
+// Every thread_local of the shim is initial-exec, as libfern's t_hub is: a fixed offset from the
+// thread pointer, no __tls_get_addr call (22 instructions per echoed message with the default
+// global-dynamic model, bench/RESULTS.md). They live in the static TLS block, which the dynamic
+// linker lays out at start-up for the objects loaded then: the shim preloaded (LD_PRELOAD,
+// fern-run) or linked. A later dlopen of the shim is not supported: it works only while glibc's
+// small static TLS surplus still has room for these ~1.2 KiB (it had, with glibc 2.36 and nothing
+// else taking it), and it would be too late anyway, with the program's threads and fds already
+// made without the hooks.
 constinit thread_local signal_log t_log __attribute__((tls_model("initial-exec")));
 
 // The thread's live eintr_scopes (a doubly linked list through prev_/next_), and how many carry
 // a mask. Fiber and hub context of this thread only; never touched by the trampoline.
-constinit thread_local eintr_scope* t_scopes = nullptr;
-constinit thread_local unsigned t_mask_scopes = 0;
-constinit thread_local sigset_t t_sleep_mask = {};
+constinit thread_local eintr_scope* t_scopes __attribute__((tls_model("initial-exec"))) = nullptr;
+constinit thread_local unsigned t_mask_scopes __attribute__((tls_model("initial-exec"))) = 0;
+constinit thread_local sigset_t t_sleep_mask __attribute__((tls_model("initial-exec"))) = {};
 
 void log_delivery(int sig, bool restart) noexcept {
   detail::hub_impl* h = detail::hub_impl::peek();

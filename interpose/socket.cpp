@@ -56,33 +56,32 @@ constexpr int never_blocks = MSG_DONTWAIT | MSG_ERRQUEUE | MSG_OOB;
 
 // The program's call returns at once: not a socket (the kernel's ENOTSOCK or EBADF), its own
 // O_NONBLOCK, or MSG_DONTWAIT on this call (for a receive: any of never_blocks).
-bool passes_through(const fd_view& v, int flags) noexcept {
-  return !v.socket() || v.user_nonblock || (flags & MSG_DONTWAIT);
+bool passes_through(fd_view v, int flags) noexcept {
+  return !v.socket() || v.user_nonblock() || (flags & MSG_DONTWAIT);
 }
-bool recv_passes_through(const fd_view& v, int flags) noexcept {
-  return passes_through(v, flags) || (flags & never_blocks);
+bool recv_passes_through(fd_view v, int flags) noexcept {
+  return !v.socket() || v.user_nonblock() || (flags & never_blocks);
 }
 
 // --- receiving ------------------------------------------------------------------------------
 
 // recv and recvfrom. MSG_WAITALL on a stream socket fills the buffer (or stops at end of file, an
 // error or the deadline with what it has), as a blocking call does; with MSG_PEEK it waits until
-// that much can be peeked.
-ssize_t coop_recvfrom(hub_impl* h, int fd, void* buf, size_t n, int flags, sockaddr* addr,
-                      socklen_t* alen) {
-  fd_view v = view_of(fd);
-  if (recv_passes_through(v, flags)) return REAL(recvfrom)(fd, buf, n, flags, addr, alen);
-  const int saved = errno;
+// that much can be peeked. The hook is split as read is in io.cpp: the fast path
+// (recvfrom_first) makes the first attempt of a call that one attempt can complete, and
+// recvfrom_retry goes on from its result `first` (untried: none).
+[[gnu::noinline]] ssize_t recvfrom_retry(int fd, void* buf, size_t n, int flags, sockaddr* addr,
+                                         socklen_t* alen, fd_view v, int saved, ssize_t first) {
+  hub_impl* h = cooperative_hub();
   detail::deadline_t dl = view_deadline(fd, v, io_dir::read);
   const int f = flags | MSG_DONTWAIT;
+  auto attempt = [&] { return REAL(recvfrom)(fd, buf, n, f, addr, alen); };
   ssize_t r;
-  if (!(flags & MSG_WAITALL) || v.kind != fd_kind::stream || n == 0) {
-    r = until_done(h, fd, io_dir::read, dl,
-                   [&] { return REAL(recvfrom)(fd, buf, n, f, addr, alen); });
+  if (!(flags & MSG_WAITALL) || v.kind() != fd_kind::stream || n == 0) {
+    r = until_done_after(h, fd, io_dir::read, dl, first != untried ? first : attempt(), attempt);
   } else if (flags & MSG_PEEK) {
     for (;;) {
-      r = until_done(h, fd, io_dir::read, dl,
-                     [&] { return REAL(recvfrom)(fd, buf, n, f, addr, alen); });
+      r = until_done(h, fd, io_dir::read, dl, attempt);
       if (r <= 0 || static_cast<size_t>(r) >= n) break;
       if (int e = await_fd(h, fd, io_dir::read, dl)) {
         keep_interrupt(h, e);
@@ -98,14 +97,44 @@ ssize_t coop_recvfrom(hub_impl* h, int fd, void* buf, size_t n, int flags, socka
   return r;
 }
 
-ssize_t coop_recvmsg(hub_impl* h, int fd, msghdr* msg, int flags) {
-  fd_view v = view_of(fd);
-  if (recv_passes_through(v, flags)) return REAL(recvmsg)(fd, msg, flags);
+// The fast path of a cooperative recv/recvfrom whose view `v` did not pass it through.
+[[gnu::always_inline]] inline ssize_t recvfrom_first(int fd, void* buf, size_t n, int flags,
+                                                     sockaddr* addr, socklen_t* alen, fd_view v) {
   const int saved = errno;
+  ssize_t r = untried;
+  if (!(flags & MSG_WAITALL) || v.kind() != fd_kind::stream || n == 0) {
+    r = REAL(recvfrom)(fd, buf, n, flags | MSG_DONTWAIT, addr, alen);
+    if (__builtin_expect(r >= 0, 1)) return r;
+  }
+  return recvfrom_retry(fd, buf, n, flags, addr, alen, v, saved, r);
+}
+
+// Steps 2-4 of recvfrom with an address, and of a completion off a hub.
+[[gnu::noinline]] ssize_t coop_recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* addr,
+                                        socklen_t* alen) {
+  fd_view v = view_of(fd);
+  if (recv_passes_through(v, flags)) return REAL(recvfrom)(fd, buf, n, flags, addr, alen);
+  return recvfrom_first(fd, buf, n, flags, addr, alen, v);
+}
+
+// recv (or recvfrom without an address) once the peeked view `v` did not pass it through; an fd
+// never seen is classified now. Five arguments, so the hook reaches it with a jump.
+[[gnu::noinline]] ssize_t coop_recv(int fd, void* buf, size_t n, int flags, fd_view v) {
+  if (__builtin_expect(!v.known(), 0)) {
+    v = view_detail::classify(fd);
+    if (recv_passes_through(v, flags)) return REAL(recvfrom)(fd, buf, n, flags, nullptr, nullptr);
+  }
+  return recvfrom_first(fd, buf, n, flags, nullptr, nullptr, v);
+}
+
+[[gnu::noinline]] ssize_t recvmsg_retry(int fd, msghdr* msg, int flags, fd_view v, int saved,
+                                        ssize_t first) {
+  hub_impl* h = cooperative_hub();
   detail::deadline_t dl = view_deadline(fd, v, io_dir::read);
   const int f = flags | MSG_DONTWAIT;
-  ssize_t r = until_done(h, fd, io_dir::read, dl, [&] { return REAL(recvmsg)(fd, msg, f); });
-  if (r > 0 && (flags & MSG_WAITALL) && !(flags & MSG_PEEK) && v.kind == fd_kind::stream &&
+  ssize_t r =
+      until_done_after(h, fd, io_dir::read, dl, first, [&] { return REAL(recvmsg)(fd, msg, f); });
+  if (r > 0 && (flags & MSG_WAITALL) && !(flags & MSG_PEEK) && v.kind() == fd_kind::stream &&
       msg->msg_iovlen <= IOV_MAX) {
     // The rest goes into the remaining buffers; name and control data came with the first part.
     int count = static_cast<int>(msg->msg_iovlen);
@@ -121,6 +150,18 @@ ssize_t coop_recvmsg(hub_impl* h, int fd, msghdr* msg, int flags) {
   }
   if (r >= 0) errno = saved;
   return r;
+}
+
+// recvmsg once the peeked view `v` did not pass it through (an fd never seen: classified now).
+[[gnu::noinline]] ssize_t coop_recvmsg(int fd, msghdr* msg, int flags, fd_view v) {
+  if (__builtin_expect(!v.known(), 0)) {
+    v = view_detail::classify(fd);
+    if (recv_passes_through(v, flags)) return REAL(recvmsg)(fd, msg, flags);
+  }
+  const int saved = errno;
+  ssize_t r = REAL(recvmsg)(fd, msg, flags | MSG_DONTWAIT);
+  if (__builtin_expect(r >= 0 && !(flags & MSG_WAITALL), 1)) return r;
+  return recvmsg_retry(fd, msg, flags, v, saved, r);
 }
 
 // Blocking recvmmsg waits for all vlen messages unless MSG_WAITFORONE; `timeout` is checked, as
@@ -179,36 +220,68 @@ int coop_recvmmsg(hub_impl* h, int fd, mmsghdr* vec, unsigned vlen, int flags, t
 
 // A blocking send on a stream socket returns once every byte is queued; after the first bytes,
 // later attempts use MSG_NOSIGNAL because the kernel raises SIGPIPE only when nothing was sent.
-// `done` bytes were already sent by the caller (a short send off a hub).
-ssize_t coop_sendto(hub_impl* h, int fd, const void* buf, size_t n, int flags, const sockaddr* addr,
-                    socklen_t alen, size_t done = 0) {
-  fd_view v = view_of(fd);
-  if (passes_through(v, flags) || (n == 0 && v.kind == fd_kind::stream))
-    return done ? static_cast<ssize_t>(done) : REAL(sendto)(fd, buf, n, flags, addr, alen);
-  const int saved = errno;
+// sendto_retry goes on from the fast path's attempt `first`, or, with `done` bytes already sent
+// by a real call off a hub that was cut short, from there (`first` untried).
+[[gnu::noinline]] ssize_t sendto_retry(int fd, const void* buf, size_t n, int flags,
+                                       const sockaddr* addr, socklen_t alen, size_t done, fd_view v,
+                                       int saved, ssize_t first) {
+  hub_impl* h = cooperative_hub();
   const char* p = static_cast<const char*>(buf);
-  size_t total = v.kind == fd_kind::stream ? n : 1;  // a message goes whole or not at all
-  ssize_t r = until_all(h, fd, io_dir::write, view_deadline(fd, v, io_dir::write), total, done,
-                        [&](size_t off) {
-                          int f = flags | MSG_DONTWAIT | (off ? MSG_NOSIGNAL : 0);
-                          return REAL(sendto)(fd, p + off, n - off, f, addr, alen);
-                        });
+  size_t total = v.kind() == fd_kind::stream ? n : 1;  // a message goes whole or not at all
+  detail::deadline_t dl = view_deadline(fd, v, io_dir::write);
+  auto attempt = [&](size_t off) {
+    int f = flags | MSG_DONTWAIT | (off ? MSG_NOSIGNAL : 0);
+    return REAL(sendto)(fd, p + off, n - off, f, addr, alen);
+  };
+  ssize_t r = first != untried
+                  ? until_all_after(h, fd, io_dir::write, dl, total, done, first, attempt)
+                  : until_all(h, fd, io_dir::write, dl, total, done, attempt);
   if (r >= 0) errno = saved;
   return r;
 }
 
-// The iovec array is summed only after the kernel accepted it (a bad pointer is its EFAULT).
-ssize_t coop_sendmsg(hub_impl* h, int fd, const msghdr* msg, int flags, size_t done = 0) {
-  fd_view v = view_of(fd);
-  if (passes_through(v, flags))
-    return done ? static_cast<ssize_t>(done) : REAL(sendmsg)(fd, msg, flags);
+// The fast path of a cooperative send/sendto whose view `v` did not pass it through.
+[[gnu::always_inline]] inline ssize_t sendto_first(int fd, const void* buf, size_t n, int flags,
+                                                   const sockaddr* addr, socklen_t alen,
+                                                   fd_view v) {
   const int saved = errno;
+  ssize_t r = REAL(sendto)(fd, buf, n, flags | MSG_DONTWAIT, addr, alen);
+  // All of it: the whole message, or every byte of a stream.
+  if (__builtin_expect(r >= 0 && static_cast<size_t>(r) == n, 1)) return r;
+  return sendto_retry(fd, buf, n, flags, addr, alen, 0, v, saved, r);
+}
+
+// Steps 2-4 of sendto with an address.
+[[gnu::noinline]] ssize_t coop_sendto(int fd, const void* buf, size_t n, int flags,
+                                      const sockaddr* addr, socklen_t alen) {
+  fd_view v = view_of(fd);
+  if (passes_through(v, flags) || (n == 0 && v.kind() == fd_kind::stream))
+    return REAL(sendto)(fd, buf, n, flags, addr, alen);
+  return sendto_first(fd, buf, n, flags, addr, alen, v);
+}
+
+// send (or sendto without an address) once the peeked view `v` did not pass it through; an fd
+// never seen is classified now.
+[[gnu::noinline]] ssize_t coop_send(int fd, const void* buf, size_t n, int flags, fd_view v) {
+  if (__builtin_expect(!v.known(), 0)) {
+    v = view_detail::classify(fd);
+    if (passes_through(v, flags)) return REAL(sendto)(fd, buf, n, flags, nullptr, 0);
+  }
+  if (n == 0 && v.kind() == fd_kind::stream) return REAL(sendto)(fd, buf, n, flags, nullptr, 0);
+  return sendto_first(fd, buf, n, flags, nullptr, 0, v);
+}
+
+// The iovec array is summed only after the kernel accepted it (a bad pointer is its EFAULT).
+[[gnu::noinline]] ssize_t sendmsg_retry(int fd, const msghdr* msg, int flags, size_t done,
+                                        fd_view v, int saved, ssize_t first) {
+  hub_impl* h = cooperative_hub();
   detail::deadline_t dl = view_deadline(fd, v, io_dir::write);
   ssize_t r = static_cast<ssize_t>(done);
-  if (!done)
-    r = until_done(h, fd, io_dir::write, dl,
-                   [&] { return REAL(sendmsg)(fd, msg, flags | MSG_DONTWAIT); });
-  if (r > 0 && v.kind == fd_kind::stream && msg->msg_iovlen <= IOV_MAX) {
+  if (!done) {
+    auto attempt = [&] { return REAL(sendmsg)(fd, msg, flags | MSG_DONTWAIT); };
+    r = until_done_after(h, fd, io_dir::write, dl, first != untried ? first : attempt(), attempt);
+  }
+  if (r > 0 && v.kind() == fd_kind::stream && msg->msg_iovlen <= IOV_MAX) {
     int count = static_cast<int>(msg->msg_iovlen);
     iov_cursor cur(msg->msg_iov, count);
     r = until_all(h, fd, io_dir::write, dl, iov_cursor::total(msg->msg_iov, count),
@@ -225,6 +298,34 @@ ssize_t coop_sendmsg(hub_impl* h, int fd, const msghdr* msg, int flags, size_t d
   return r;
 }
 
+// sendmsg once the peeked view `v` did not pass it through (an fd never seen: classified now).
+[[gnu::noinline]] ssize_t coop_sendmsg(int fd, const msghdr* msg, int flags, fd_view v) {
+  if (__builtin_expect(!v.known(), 0)) {
+    v = view_detail::classify(fd);
+    if (passes_through(v, flags)) return REAL(sendmsg)(fd, msg, flags);
+  }
+  const int saved = errno;
+  ssize_t r = REAL(sendmsg)(fd, msg, flags | MSG_DONTWAIT);
+  // Complete: nothing moved, a message, or every byte of a stream.
+  if (__builtin_expect(r >= 0, 1) &&
+      (r == 0 || v.kind() != fd_kind::stream || msg->msg_iovlen > IOV_MAX ||
+       static_cast<size_t>(r) ==
+           iov_cursor::total(msg->msg_iov, static_cast<int>(msg->msg_iovlen))))
+    return r;
+  return sendmsg_retry(fd, msg, flags, 0, v, saved, r);
+}
+
+// Steps 2-4 of sendmsg with a fresh view, `done` bytes already sent: each message of sendmmsg,
+// a completion off a hub.
+ssize_t coop_sendmsg_viewed(int fd, const msghdr* msg, int flags, size_t done = 0) {
+  fd_view v = view_of(fd);
+  if (passes_through(v, flags))
+    return done ? static_cast<ssize_t>(done) : REAL(sendmsg)(fd, msg, flags);
+  if (!done) return coop_sendmsg(fd, msg, flags, v);
+  const int saved = errno;
+  return sendmsg_retry(fd, msg, flags, done, v, saved, untried);
+}
+
 // Blocking sendmmsg sends each message in full, in order, and returns how many went out (-1 only
 // if none did). On a stream socket messages go one at a time, so a partly sent one is finished
 // before the next starts; elsewhere each message is atomic and they go in batches.
@@ -234,9 +335,9 @@ int coop_sendmmsg(hub_impl* h, int fd, mmsghdr* vec, unsigned vlen, int flags) {
   const int saved = errno;
   if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;
   unsigned sent = 0;
-  if (v.kind == fd_kind::stream) {
+  if (v.kind() == fd_kind::stream) {
     for (; sent < vlen; ++sent) {
-      ssize_t r = coop_sendmsg(h, fd, &vec[sent].msg_hdr, flags);
+      ssize_t r = coop_sendmsg_viewed(fd, &vec[sent].msg_hdr, flags);
       if (r < 0) {
         if (sent) break;
         return -1;
@@ -291,8 +392,8 @@ int coop_sendmmsg(hub_impl* h, int fd, mmsghdr* vec, unsigned vlen, int flags) {
 // cannot wait for) backs off and retries.
 int coop_connect(hub_impl* h, int fd, const sockaddr* addr, socklen_t len) {
   fd_view v = view_of(fd);
-  if (!v.socket() || v.user_nonblock) return REAL(connect)(fd, addr, len);
-  if (!v.owned) {
+  if (!v.socket() || v.user_nonblock()) return REAL(connect)(fd, addr, len);
+  if (!v.owned()) {
     if (h) debug_once(debug_note::connect_blocks, fd);
     return REAL(connect)(fd, addr, len);
   }
@@ -331,12 +432,12 @@ int coop_accept4(hub_impl* h, int fd, sockaddr* addr, socklen_t* alen, int flags
   fd_view v = view_of(fd);
   int r;
   const int saved = errno;
-  if (!v.socket() || v.user_nonblock) {
+  if (!v.socket() || v.user_nonblock()) {
     r = REAL(accept4)(fd, addr, alen, real_flags);
   } else {
     // SO_RCVTIMEO bounds a blocking accept (EAGAIN), as in inet_csk_accept.
     r = until_done(h, fd, io_dir::read, view_deadline(fd, v, io_dir::read), [&] {
-      if (!v.owned && !ready_now(fd, io_dir::read)) {
+      if (!v.owned() && !ready_now(fd, io_dir::read)) {
         errno = EAGAIN;
         return -1;
       }
@@ -366,40 +467,92 @@ int hooked_accept4(int fd, sockaddr* addr, socklen_t* alen, int flags) {
 }
 
 // Off a hub, a call on a shim-owned socket that the non-blocking description cut short
-// (EAGAIN) goes through the cooperative path with no hub: it blocks the thread in ppoll.
-bool finish_off_hub(ssize_t r, int fd, int flags) noexcept {
-  return r < 0 && errno == EAGAIN && !(flags & never_blocks) && owned_blocking(fd);
+// (EAGAIN) goes through the cooperative path with no hub: it blocks the thread in ppoll. These
+// run only once the real call failed (or moved part of the data) on an fd the view says is
+// shim-owned and blocking for the program.
+
+[[gnu::noinline]] ssize_t recvfrom_incomplete_owned(int fd, void* buf, size_t n, int flags,
+                                                    sockaddr* addr, socklen_t* alen, ssize_t r) {
+  // A partial MSG_WAITALL read on a non-blocking description: a blocking one would go on.
+  if (r > 0 && static_cast<size_t>(r) < n && !(flags & (MSG_DONTWAIT | MSG_PEEK))) {
+    ssize_t more = coop_recvfrom(fd, static_cast<char*>(buf) + r, n - static_cast<size_t>(r), flags,
+                                 addr, alen);
+    return r + (more > 0 ? more : 0);
+  }
+  if (r >= 0 || (flags & never_blocks) || errno != EAGAIN) return r;
+  return coop_recvfrom(fd, buf, n, flags, addr, alen);
 }
 
-ssize_t hooked_recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* addr, socklen_t* alen) {
-  hub_impl* h = cooperative_hub();
-  if (!h) {
-    ssize_t r = REAL(recvfrom)(fd, buf, n, flags, addr, alen);
-    if (__builtin_expect(r >= 0 && !(flags & MSG_WAITALL), 1)) return r;
-    // A partial MSG_WAITALL read on a non-blocking description: a blocking one would go on.
-    bool partial = r > 0 && static_cast<size_t>(r) < n && !(flags & (MSG_DONTWAIT | MSG_PEEK)) &&
-                   owned_blocking(fd);
-    if (partial) {
-      ssize_t more = coop_recvfrom(nullptr, fd, static_cast<char*>(buf) + r,
-                                   n - static_cast<size_t>(r), flags, addr, alen);
-      return r + (more > 0 ? more : 0);
-    }
-    if (!finish_off_hub(r, fd, flags)) return r;
-  }
-  return coop_recvfrom(h, fd, buf, n, flags, addr, alen);
+[[gnu::noinline]] ssize_t recvfrom_off_hub(int fd, void* buf, size_t n, int flags, sockaddr* addr,
+                                           socklen_t* alen) {
+  ssize_t r = REAL(recvfrom)(fd, buf, n, flags, addr, alen);
+  if (__builtin_expect(r >= 0 && !(flags & MSG_WAITALL), 1) || !owned_blocking(fd)) return r;
+  return recvfrom_incomplete_owned(fd, buf, n, flags, addr, alen, r);
 }
 
-ssize_t hooked_sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* addr,
-                      socklen_t alen) {
-  hub_impl* h = cooperative_hub();
-  if (!h) {
-    ssize_t r = REAL(sendto)(fd, buf, n, flags, addr, alen);
-    if (__builtin_expect(r >= 0 ? static_cast<size_t>(r) == n : errno != EAGAIN, 1) ||
-        (flags & MSG_DONTWAIT) || !owned_blocking(fd))
-      return r;
-    return coop_sendto(nullptr, fd, buf, n, flags, addr, alen, r > 0 ? static_cast<size_t>(r) : 0);
-  }
-  return coop_sendto(h, fd, buf, n, flags, addr, alen);
+[[gnu::always_inline]] inline ssize_t hooked_recvfrom(int fd, void* buf, size_t n, int flags,
+                                                      sockaddr* addr, socklen_t* alen) {
+  if (!cooperative_hub()) return recvfrom_off_hub(fd, buf, n, flags, addr, alen);
+  fd_view v = view_peek(fd);
+  if (v.known() && recv_passes_through(v, flags))
+    return REAL(recvfrom)(fd, buf, n, flags, addr, alen);
+  if (addr || alen) return coop_recvfrom(fd, buf, n, flags, addr, alen);
+  return coop_recv(fd, buf, n, flags, v);
+}
+
+[[gnu::noinline]] ssize_t sendto_short_owned(int fd, const void* buf, size_t n, int flags,
+                                             const sockaddr* addr, socklen_t alen, ssize_t r) {
+  if ((flags & MSG_DONTWAIT) || (r < 0 && errno != EAGAIN)) return r;
+  if (r <= 0) return coop_sendto(fd, buf, n, flags, addr, alen);
+  fd_view v = view_of(fd);
+  if (passes_through(v, flags)) return r;  // (n == 0 cannot have sent r > 0 bytes)
+  const int saved = errno;
+  return sendto_retry(fd, buf, n, flags, addr, alen, static_cast<size_t>(r), v, saved, untried);
+}
+
+[[gnu::noinline]] ssize_t sendto_off_hub(int fd, const void* buf, size_t n, int flags,
+                                         const sockaddr* addr, socklen_t alen) {
+  ssize_t r = REAL(sendto)(fd, buf, n, flags, addr, alen);
+  if (__builtin_expect(r >= 0 && static_cast<size_t>(r) == n, 1) || !owned_blocking(fd)) return r;
+  return sendto_short_owned(fd, buf, n, flags, addr, alen, r);
+}
+
+[[gnu::always_inline]] inline ssize_t hooked_sendto(int fd, const void* buf, size_t n, int flags,
+                                                    const sockaddr* addr, socklen_t alen) {
+  if (!cooperative_hub()) return sendto_off_hub(fd, buf, n, flags, addr, alen);
+  fd_view v = view_peek(fd);
+  if (v.known() && passes_through(v, flags)) return REAL(sendto)(fd, buf, n, flags, addr, alen);
+  if (addr || alen) return coop_sendto(fd, buf, n, flags, addr, alen);
+  return coop_send(fd, buf, n, flags, v);
+}
+
+[[gnu::noinline]] ssize_t recvmsg_failed_owned(int fd, msghdr* msg, int flags, ssize_t r) {
+  if ((flags & never_blocks) || errno != EAGAIN) return r;
+  fd_view v = view_of(fd);
+  if (recv_passes_through(v, flags)) return REAL(recvmsg)(fd, msg, flags);
+  return coop_recvmsg(fd, msg, flags, v);
+}
+
+[[gnu::noinline]] ssize_t recvmsg_off_hub(int fd, msghdr* msg, int flags) {
+  ssize_t r = REAL(recvmsg)(fd, msg, flags);
+  if (__builtin_expect(r >= 0, 1) || !owned_blocking(fd)) return r;
+  return recvmsg_failed_owned(fd, msg, flags, r);
+}
+
+// Complete (fine), short on a stream socket (a blocking send would go on), or EAGAIN.
+[[gnu::noinline]] ssize_t sendmsg_short_owned(int fd, const msghdr* msg, int flags, ssize_t r) {
+  if (r < 0 && errno != EAGAIN) return r;
+  if (r > 0 && (msg->msg_iovlen > IOV_MAX ||
+                static_cast<size_t>(r) ==
+                    iov_cursor::total(msg->msg_iov, static_cast<int>(msg->msg_iovlen))))
+    return r;
+  return coop_sendmsg_viewed(fd, msg, flags, r > 0 ? static_cast<size_t>(r) : 0);
+}
+
+[[gnu::noinline]] ssize_t sendmsg_off_hub(int fd, const msghdr* msg, int flags) {
+  ssize_t r = REAL(sendmsg)(fd, msg, flags);
+  if (__builtin_expect(r == 0 || (flags & MSG_DONTWAIT) || !owned_blocking(fd), 1)) return r;
+  return sendmsg_short_owned(fd, msg, flags, r);
 }
 
 }  // namespace
@@ -476,12 +629,10 @@ extern "C" ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, in
 }
 
 extern "C" ssize_t recvmsg(int fd, struct msghdr* msg, int flags) {
-  hub_impl* h = cooperative_hub();
-  if (!h) {
-    ssize_t r = REAL(recvmsg)(fd, msg, flags);
-    if (__builtin_expect(r >= 0, 1) || !finish_off_hub(r, fd, flags)) return r;
-  }
-  return coop_recvmsg(h, fd, msg, flags);
+  if (!cooperative_hub()) return recvmsg_off_hub(fd, msg, flags);
+  fd_view v = view_peek(fd);
+  if (v.known() && recv_passes_through(v, flags)) return REAL(recvmsg)(fd, msg, flags);
+  return coop_recvmsg(fd, msg, flags, v);
 }
 
 extern "C" int recvmmsg(int fd, struct mmsghdr* vec, unsigned vlen, int flags,
@@ -505,21 +656,10 @@ extern "C" ssize_t sendto(int fd, const void* buf, size_t n, int flags, const st
 }
 
 extern "C" ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
-  hub_impl* h = cooperative_hub();
-  if (!h) {
-    ssize_t r = REAL(sendmsg)(fd, msg, flags);
-    if (__builtin_expect(r < 0 ? errno != EAGAIN : r == 0, 1) || (flags & MSG_DONTWAIT) ||
-        !owned_blocking(fd))
-      return r;
-    if (r > 0) {  // complete: fine; short on a stream socket: a blocking send would go on
-      if (msg->msg_iovlen > IOV_MAX ||
-          static_cast<size_t>(r) ==
-              iov_cursor::total(msg->msg_iov, static_cast<int>(msg->msg_iovlen)))
-        return r;
-    }
-    return coop_sendmsg(nullptr, fd, msg, flags, r > 0 ? static_cast<size_t>(r) : 0);
-  }
-  return coop_sendmsg(h, fd, msg, flags);
+  if (!cooperative_hub()) return sendmsg_off_hub(fd, msg, flags);
+  fd_view v = view_peek(fd);
+  if (v.known() && passes_through(v, flags)) return REAL(sendmsg)(fd, msg, flags);
+  return coop_sendmsg(fd, msg, flags, v);
 }
 
 extern "C" int sendmmsg(int fd, struct mmsghdr* vec, unsigned vlen, int flags) {

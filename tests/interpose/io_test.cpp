@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -96,6 +97,35 @@ TEST(ShimIoTest, ReadParksTheFiberWhileOthersRun) {
   });
   fern::joinall({reader, writer});
   EXPECT_EQ(log.events, (std::vector<std::string>{"read", "write", "got hi"}));
+}
+
+// A call that parks and then succeeds restores errno: its first attempt failed with EAGAIN.
+TEST(ShimIoTest, ParkedReadAndWriteThatSucceedPreserveErrno) {
+  pipe_fds p;
+  std::string big(300000, 'p');  // more than the pipe holds: the write parks
+  int read_errno = 0, write_errno = 0;
+  auto reader = fern::spawn([&] {
+    char c;
+    errno = EDOM;
+    EXPECT_EQ(::read(p.r, &c, 1), 1);  // parks until the writer's first bytes
+    read_errno = errno;
+    std::vector<char> rest(big.size());
+    size_t got = 1;
+    while (got < big.size()) {
+      ssize_t n = ::read(p.r, rest.data(), rest.size());
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    EXPECT_EQ(got, big.size());
+  });
+  auto writer = fern::spawn([&] {
+    errno = ERANGE;
+    EXPECT_EQ(::write(p.w, big.data(), big.size()), static_cast<ssize_t>(big.size()));
+    write_errno = errno;
+  });
+  fern::joinall({reader, writer});
+  EXPECT_EQ(read_errno, EDOM);
+  EXPECT_EQ(write_errno, ERANGE);
 }
 
 TEST(ShimIoTest, RootFiberReadParksAndLetsFibersRun) {
@@ -521,6 +551,47 @@ TEST(ShimIoTest, SignalInterruptingAPartialWriteReturnsTheCount) {
 
 // --- pread / pwrite ------------------------------------------------------------------------------
 
+// A tty refuses RWF_NOWAIT (EOPNOTSUPP): the shim learns it from the first attempt, then waits
+// for readiness before each real call; the fiber parks all the same and errno survives the
+// refused attempt.
+TEST(ShimIoTest, TtyThatRefusesRwfNowaitParksTheReaderAndPreservesErrno) {
+  int m = ::posix_openpt(O_RDWR | O_NOCTTY);
+  if (m < 0) GTEST_SKIP() << "no pty: " << std::strerror(errno);
+  ASSERT_EQ(::grantpt(m), 0);
+  ASSERT_EQ(::unlockpt(m), 0);
+  int s = ::open(::ptsname(m), O_RDWR | O_NOCTTY);
+  ASSERT_GE(s, 0);
+  termios raw{};
+  ASSERT_EQ(::tcgetattr(s, &raw), 0);
+  ::cfmakeraw(&raw);  // bytes as they come, no echo
+  ASSERT_EQ(::tcsetattr(s, TCSANOW, &raw), 0);
+  event_log log;
+  auto reader = fern::spawn([&] {
+    for (int i = 0; i < 2; ++i) {  // the second read knows RWF_NOWAIT is refused
+      log("read");
+      char buf[8];
+      errno = EDOM;
+      ssize_t n = ::read(s, buf, sizeof buf);
+      log("got " + std::string(buf, n > 0 ? static_cast<size_t>(n) : 0) +
+          (errno == EDOM ? "" : " errno " + std::to_string(errno)));
+    }
+  });
+  auto writer = fern::spawn([&] {
+    for (const char* b : {"a", "b"}) {
+      log(std::string("write ") + b);
+      errno = ERANGE;  // not the reader's: the fibers share the thread's errno
+      EXPECT_EQ(::write(m, b, 1), 1);
+      EXPECT_EQ(errno, ERANGE);
+      fern::sleep(50ms);  // the reader gets it before the next write
+    }
+  });
+  fern::joinall({reader, writer});
+  EXPECT_EQ(log.events,
+            (std::vector<std::string>{"read", "write a", "got a", "read", "write b", "got b"}));
+  ::close(s);
+  ::close(m);
+}
+
 TEST(ShimIoTest, PreadPwriteOnAFilePassThrough) {
   char path[] = "/tmp/fern_shim_io_XXXXXX";
   int fd = ::mkstemp(path);
@@ -590,6 +661,37 @@ TEST(ShimIoTest, ShimOwnedPipeUsedFromAThreadWithoutAHubStillBlocks) {
   ::write(p.w, "m", 1);
   t.join();
   EXPECT_EQ(n.load(), 1) << err.load();
+}
+
+TEST(ShimIoTest, ShimOwnedPipeReadvWritevFromAThreadWithoutAHubBlockLikeTheKernel) {
+  pipe_fds p;  // created on the main thread's hub: non-blocking underneath
+  std::atomic<ssize_t> got{-2};
+  std::string big(300000, 'v');
+  std::atomic<ssize_t> put{-2};
+  std::thread t([&] {
+    char a[2], b[2];
+    iovec in[2] = {{a, sizeof a}, {b, sizeof b}};
+    got = ::readv(p.r, in, 2);  // must block, not return EAGAIN
+    iovec out[2] = {{big.data(), 100000}, {big.data() + 100000, big.size() - 100000}};
+    put = ::writev(p.w, out, 2);  // more than the pipe holds: must write everything
+  });
+  std::this_thread::sleep_for(30ms);
+  EXPECT_EQ(got.load(), -2);
+  ::write(p.w, "rv", 2);
+  auto t0 = std::chrono::steady_clock::now();
+  while (got.load() == -2 && ms_since(t0) < 10000) fern::sleep(1ms);  // before draining it
+  size_t drained = 0;
+  char buf[8192];
+  t0 = std::chrono::steady_clock::now();
+  while (drained < big.size() && ms_since(t0) < 10000) {
+    ssize_t r = ::read(p.r, buf, sizeof buf);
+    if (r <= 0) break;
+    drained += static_cast<size_t>(r);
+  }
+  t.join();
+  EXPECT_EQ(got.load(), 2);
+  EXPECT_EQ(put.load(), static_cast<ssize_t>(big.size()));
+  EXPECT_EQ(drained, big.size());
 }
 
 TEST(ShimIoTest, ShimOwnedPipeFullWriteFromAThreadWithoutAHubWritesEverything) {

@@ -295,6 +295,40 @@ TEST(ShimSocketTest, RecvParksWhileOthersRun) {
   EXPECT_EQ(log.events, (std::vector<std::string>{"recv", "send", "got 3"}));
 }
 
+// recv, recvfrom, recvmsg and readv each park on an empty socket, then succeed with errno as the
+// program left it.
+TEST(ShimSocketTest, ParkedReceivesThatSucceedPreserveErrno) {
+  unix_pair p;
+  std::vector<int> errnos;
+  auto reader = fern::spawn([&] {
+    char c;
+    errno = EDOM;
+    EXPECT_EQ(::recv(p.a, &c, 1, 0), 1);
+    errnos.push_back(errno);
+    errno = EDOM;
+    EXPECT_EQ(::recvfrom(p.a, &c, 1, 0, nullptr, nullptr), 1);
+    errnos.push_back(errno);
+    iovec v{&c, 1};
+    msghdr m{};
+    m.msg_iov = &v;
+    m.msg_iovlen = 1;
+    errno = EDOM;
+    EXPECT_EQ(::recvmsg(p.a, &m, 0), 1);
+    errnos.push_back(errno);
+    errno = EDOM;
+    EXPECT_EQ(::readv(p.a, &v, 1), 1);
+    errnos.push_back(errno);
+  });
+  auto writer = fern::spawn([&] {
+    for (int i = 0; i < 4; ++i) {
+      fern::sleep(5ms);  // the reader parks first
+      EXPECT_EQ(::send(p.b, "x", 1, 0), 1);
+    }
+  });
+  fern::joinall({reader, writer});
+  EXPECT_EQ(errnos, (std::vector<int>{EDOM, EDOM, EDOM, EDOM}));
+}
+
 TEST(ShimSocketTest, RecvfromSendtoOverUdpCarryTheAddress) {
   udp_socket a, b;
   event_log log;
@@ -914,6 +948,22 @@ TEST(ShimSocketTest, ShimOwnedSocketUsedFromAThreadWithoutAHubStillBlocks) {
   EXPECT_EQ(n.load(), 1);
   ::close(s);
   ::close(c);
+}
+
+// A blocking MSG_WAITALL recv on a shim-owned socket, from a thread without a hub: the
+// non-blocking description returns the first part; the shim goes on as the kernel would.
+TEST(ShimSocketTest, ShimOwnedSocketMsgWaitallFromAThreadWithoutAHubFillsTheBuffer) {
+  unix_pair p;  // created on the main thread's hub: non-blocking underneath
+  std::atomic<ssize_t> n{-2};
+  char buf[6];
+  std::thread t([&] { n = ::recv(p.a, buf, sizeof buf, MSG_WAITALL); });
+  ::send(p.b, "abc", 3, 0);
+  std::this_thread::sleep_for(30ms);
+  EXPECT_EQ(n.load(), -2);
+  ::send(p.b, "def", 3, 0);
+  t.join();
+  EXPECT_EQ(n.load(), 6);
+  EXPECT_EQ(std::string(buf, 6), "abcdef");
 }
 
 // --- concurrency
