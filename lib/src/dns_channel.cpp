@@ -674,24 +674,19 @@ std::optional<std::string> host_alias(const char* name) {
   auto same_name = [](std::string_view a, std::string_view b) {
     if (!a.empty() && a.back() == '.') a.remove_suffix(1);
     if (!b.empty() && b.back() == '.') b.remove_suffix(1);
-    return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
-  };
-  auto space = [](char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+    return iequals(a, b);
   };
   std::string_view rest(text);
   while (!rest.empty()) {
-    std::size_t nl = rest.find('\n');
-    std::string_view line = rest.substr(0, nl);
-    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    std::string_view line = next_line(rest);
     std::size_t i = 0;
-    while (i < line.size() && !space(line[i])) ++i;
+    while (i < line.size() && !is_space(line[i])) ++i;
     if (i >= line.size()) break;  // a line without a second field ends the file for glibc
     if (!same_name(line.substr(0, i), name)) continue;
-    while (i < line.size() && space(line[i])) ++i;
+    while (i < line.size() && is_space(line[i])) ++i;
     if (i >= line.size()) break;
     std::size_t j = i;
-    while (j < line.size() && !space(line[j])) ++j;
+    while (j < line.size() && !is_space(line[j])) ++j;
     return std::string(line.substr(i, j - i));
   }
   return std::nullopt;

@@ -22,6 +22,21 @@
 
 namespace fern::detail::dns {
 
+bool is_space(char c) noexcept {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string_view next_line(std::string_view& rest) noexcept {
+  std::size_t nl = rest.find('\n');
+  std::string_view line = rest.substr(0, nl);
+  rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+  return line;
+}
+
 namespace {
 
 bool all_digits(std::string_view s) noexcept {
@@ -51,19 +66,10 @@ bool parse_ip(std::string_view host, int family, server_spec* out) noexcept {
   return true;
 }
 
-// C-locale isspace, independent of the program's locale.
-bool is_space(char c) noexcept {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
 std::string_view trim(std::string_view s) noexcept {
   while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
   while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
   return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
 void report_bad(const char* name, const char* value, const char* expected) {
@@ -272,9 +278,7 @@ const env_settings& env() noexcept {
 
 nss_config parse_nsswitch(std::string_view text) {
   while (!text.empty()) {
-    std::size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    std::string_view line = next_line(text);
     if (std::size_t hash = line.find('#'); hash != std::string_view::npos)
       line = line.substr(0, hash);
     line = trim(line);
@@ -315,9 +319,7 @@ bool hosts_multi() noexcept {
     if (read_file(path ? path : "/etc/host.conf", &text)) {
       std::string_view rest(text);
       while (!rest.empty()) {
-        std::size_t nl = rest.find('\n');
-        std::string_view line = rest.substr(0, nl);
-        rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+        std::string_view line = next_line(rest);
         std::size_t i = 0;
         while (i < line.size() && is_space(line[i])) ++i;
         std::size_t k = i;
@@ -362,9 +364,7 @@ std::optional<int> resolv_conf_attempts(const std::string& path) {
   if (read_file(path.c_str(), &text)) {
     std::string_view rest(text);
     while (!rest.empty()) {
-      std::size_t nl = rest.find('\n');
-      std::string_view line = rest.substr(0, nl);
-      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+      std::string_view line = next_line(rest);
       if (line.size() > 7 && line.starts_with("options") && (line[7] == ' ' || line[7] == '\t'))
         scan_options(line.substr(8));
     }

@@ -74,6 +74,12 @@ std::optional<int> resolv_conf_attempts(const std::string& path);
 // Reads a small regular file whole; false (with errno) if it cannot be opened or read.
 bool read_file(const char* path, std::string* out) noexcept;
 
+// Text helpers of the configuration parsers (C locale, independent of the program's).
+bool is_space(char c) noexcept;
+bool iequals(std::string_view a, std::string_view b) noexcept;  // ASCII case-insensitive
+// The first line of `rest` (without its '\n'); `rest` moves past it.
+std::string_view next_line(std::string_view& rest) noexcept;
+
 // glibc's own definition of a libc function (not an interposer's): dlsym on libc.so.6's handle,
 // else RTLD_NEXT. Null if absent.
 void* libc_symbol(const char* name) noexcept;

@@ -1222,6 +1222,21 @@ int getnameinfo_impl(call_state& cs, const sockaddr* sa, socklen_t salen, char* 
   }
 }
 
+// The gethostby* return convention (dns.hpp) for a finished lookup: 0 with *out filled, or the
+// h_errno value (NETDB_INTERNAL with errno for a kill, a timeout scope or a system error).
+static int host_entry_outcome(const call_state& cs, const host_result& h, host_entry* out) {
+  if (cs.interrupted) {
+    errno = cs.interrupted;
+    return NETDB_INTERNAL;
+  }
+  if (h.status == nss_status::success) {
+    fill_entry(h, out);
+    return 0;
+  }
+  if (h.herrno == NETDB_INTERNAL) errno = h.err;
+  return h.herrno == NETDB_SUCCESS ? HOST_NOT_FOUND : h.herrno;
+}
+
 int gethostbyname_impl(call_state& cs, const char* name, int family, host_entry* out) noexcept {
   try {
     if (!name) return HOST_NOT_FOUND;
@@ -1237,17 +1252,7 @@ int gethostbyname_impl(call_state& cs, const char* name, int family, host_entry*
         });
       });
     }
-    host_result h = gethostbyname2_full(cs, name, family);
-    if (cs.interrupted) {
-      errno = cs.interrupted;
-      return NETDB_INTERNAL;
-    }
-    if (h.status == nss_status::success) {
-      fill_entry(h, out);
-      return 0;
-    }
-    if (h.herrno == NETDB_INTERNAL) errno = h.err;
-    return h.herrno == NETDB_SUCCESS ? HOST_NOT_FOUND : h.herrno;
+    return host_entry_outcome(cs, gethostbyname2_full(cs, name, family), out);
   } catch (...) {
     errno = ENOMEM;
     return NETDB_INTERNAL;
@@ -1268,17 +1273,7 @@ int gethostbyaddr_impl(call_state& cs, const void* addr, socklen_t len, int fami
         });
       });
     }
-    host_result h = gethostbyaddr_full(cs, addr, len, family);
-    if (cs.interrupted) {
-      errno = cs.interrupted;
-      return NETDB_INTERNAL;
-    }
-    if (h.status == nss_status::success) {
-      fill_entry(h, out);
-      return 0;
-    }
-    if (h.herrno == NETDB_INTERNAL) errno = h.err;
-    return h.herrno == NETDB_SUCCESS ? HOST_NOT_FOUND : h.herrno;
+    return host_entry_outcome(cs, gethostbyaddr_full(cs, addr, len, family), out);
   } catch (...) {
     errno = ENOMEM;
     return NETDB_INTERNAL;

@@ -21,10 +21,6 @@ namespace fern::detail::dns {
 
 namespace {
 
-bool is_space(char c) noexcept {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
 bool v4mapped(const unsigned char* a) noexcept {
   static const unsigned char prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   return std::memcmp(a, prefix, 12) == 0;

@@ -122,18 +122,8 @@ bool wait_public(int fd, io_dir d, std::optional<std::chrono::nanoseconds> timeo
 
 }  // namespace
 
-int wait_fd(int fd, io_dir d, deadline_t deadline, bool* scope_expired) noexcept {
-  hub_impl* h = hub_impl::current();
-  fd_state* st = nullptr;
-  int r = h->fd_prepare(fd, d, false, &st);
-  if (r == hub_impl::fd_ready) return 0;
-  if (r != 0) return r;
-  io_waiter iw;
-  st->waiters[static_cast<int>(d)].push_back(&iw.w.hook);
-  ++h->io_waiters_;
-  wake_reason why = block_nothrow(iw.w, deadline, scope_expired);
-  --h->io_waiters_;
-  if (iw.closed) return EBADF;
+// The shim's errno for how a wait ended (io.hpp's wait_fd contract).
+static int errno_of(wake_reason why) noexcept {
   switch (why) {
     case wake_reason::notified:
       return 0;
@@ -147,6 +137,21 @@ int wait_fd(int fd, io_dir d, deadline_t deadline, bool* scope_expired) noexcept
       return EINTR;
   }
   return 0;
+}
+
+int wait_fd(int fd, io_dir d, deadline_t deadline, bool* scope_expired) noexcept {
+  hub_impl* h = hub_impl::current();
+  fd_state* st = nullptr;
+  int r = h->fd_prepare(fd, d, false, &st);
+  if (r == hub_impl::fd_ready) return 0;
+  if (r != 0) return r;
+  io_waiter iw;
+  st->waiters[static_cast<int>(d)].push_back(&iw.w.hook);
+  ++h->io_waiters_;
+  wake_reason why = block_nothrow(iw.w, deadline, scope_expired);
+  --h->io_waiters_;
+  if (iw.closed) return EBADF;
+  return errno_of(why);
 }
 
 int wait_fds(const fd_interest* v, std::size_t n, deadline_t deadline,
@@ -189,19 +194,7 @@ int wait_fds(const fd_interest* v, std::size_t n, deadline_t deadline,
   for (std::size_t i = 0; i < linked; ++i) members[i].w.hook.unlink();
   if (r == hub_impl::fd_ready) return 0;
   if (r != 0) return r;
-  switch (why) {
-    case wake_reason::notified:
-      return 0;
-    case wake_reason::timed_out:
-      return ETIMEDOUT;
-    case wake_reason::killed:
-      return ECANCELED;
-    case wake_reason::loop_exit:
-      return EDEADLK;
-    case wake_reason::interrupted:
-      return EINTR;
-  }
-  return 0;
+  return errno_of(why);
 }
 
 void fd_closing(int fd) noexcept {

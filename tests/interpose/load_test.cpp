@@ -3,7 +3,6 @@
 // for several rounds of echoes, then closed; the whole wave repeated. What it guards: every
 // message comes back intact, no fd outlives its wave (the shim's per-fd bookkeeping and the
 // hub's epoll registrations go with close), and memory stops growing once warm.
-#include <dirent.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -18,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../unit/test_util.hpp"
 #include "fern/fern.hpp"
 #include "shim_test_util.hpp"
 
@@ -52,16 +52,6 @@ constexpr int rounds = 8;          // messages per connection per wave
 constexpr int reference_wave = 3;  // memory is compared from here (1-based), once warm
 constexpr auto wave_limit = 25s;   // a stuck wave fails here, not at the ctest limit
 constexpr std::size_t fiber_stack = 64 * 1024;
-
-int open_fd_count() {
-  int n = 0;
-  DIR* d = ::opendir("/proc/self/fd");
-  if (!d) return -1;
-  while (dirent* e = ::readdir(d))
-    if (e->d_name[0] != '.') ++n;
-  ::closedir(d);
-  return n - 1;  // the directory stream's own fd
-}
 
 // Resident set size in bytes (/proc/self/statm, second field, in pages).
 long rss_bytes() {
@@ -240,7 +230,7 @@ TEST(ShimLoadTest, ThousandsOfHeldConnectionsEchoForWavesWithoutLeakingFdsOrMemo
     EXPECT_EQ(res.echoed, conns * rounds) << "wave " << w;
     // The first wave is the warm-up: whatever the shim and the hub create lazily exists after
     // it. From then on every wave must give back exactly the fds it took.
-    const int fds = open_fd_count();
+    const int fds = fern_test::open_fd_count();
     if (w == 1)
       baseline_fds = fds;
     else

@@ -1,7 +1,6 @@
 // fern::stream_server (server.hpp): a fiber per connection, pool back-pressure, stop() and its
 // timeout, handler failures, the EMFILE back-off, and a long-lived load of 2000 connections with
 // no fd growth. Loopback and Unix sockets in a temporary directory only.
-#include <dirent.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -17,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "fern/fern.hpp"
+#include "test_util.hpp"
 
 using namespace std::chrono_literals;
 using clk = std::chrono::steady_clock;
@@ -39,16 +39,6 @@ std::string ping(fern::socket& s, const std::string& msg) {
   std::string back(msg.size(), '\0');
   s.read_exactly(back.data(), back.size(), 5s);
   return back;
-}
-
-int open_fd_count() {
-  int n = 0;
-  DIR* d = ::opendir("/proc/self/fd");
-  if (!d) return -1;
-  while (dirent* e = ::readdir(d))
-    if (e->d_name[0] != '.') ++n;
-  ::closedir(d);
-  return n - 1;  // the directory stream's own fd
 }
 
 // Waits (bounded) until pred() holds, letting other fibers run.
@@ -348,7 +338,7 @@ TEST(ServerTest, AcceptBacksOffOnEmfileInsteadOfSpinning) {
   rlimit saved;
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
   rlimit low = saved;
-  low.rlim_cur = static_cast<rlim_t>(open_fd_count() + 16);
+  low.rlim_cur = static_cast<rlim_t>(fern_test::open_fd_count() + 16);
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
   std::vector<int> fillers;
   for (int i = 0; i < 64; ++i) {
@@ -387,7 +377,7 @@ TEST(ServerTest, ThousandsOfHeldConnectionsLeaveNoFdsBehind) {
   }
   ASSERT_GE(conns, 500) << "RLIMIT_NOFILE too low for a meaningful load";
   fern::hub::current();  // the hub's own fds (epoll, eventfd) exist before the count
-  int before = open_fd_count();
+  int before = fern_test::open_fd_count();
   fern::timeout bound(30s);  // a hang fails here instead of at the ctest limit
   std::size_t peak = 0;
   {
@@ -418,5 +408,5 @@ TEST(ServerTest, ThousandsOfHeldConnectionsLeaveNoFdsBehind) {
     EXPECT_EQ(server.stats().accepted, static_cast<std::uint64_t>(conns));
   }
   EXPECT_EQ(peak, static_cast<std::size_t>(conns));
-  EXPECT_EQ(open_fd_count(), before);
+  EXPECT_EQ(fern_test::open_fd_count(), before);
 }

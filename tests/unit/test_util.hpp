@@ -1,6 +1,8 @@
 // Helpers shared by the unit tests: how a fiber ended, and which errno an action throws.
 #pragma once
 
+#include <dirent.h>
+
 #include <exception>
 #include <string>
 #include <system_error>
@@ -39,6 +41,17 @@ int system_error_of(F&& fn) {
     return e.code().value();
   }
   return 0;
+}
+
+// The number of fds open in this process (-1 if /proc is unreadable).
+inline int open_fd_count() {
+  int n = 0;
+  DIR* d = ::opendir("/proc/self/fd");
+  if (!d) return -1;
+  while (dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') ++n;
+  ::closedir(d);
+  return n - 1;  // the directory stream's own fd
 }
 
 }  // namespace fern_test
